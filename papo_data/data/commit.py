@@ -1,0 +1,167 @@
+"""Atomic, journaled commits of several files at once.
+
+A writer stages every new file under a hidden temporary name, then writes a journal listing the
+renames and deletions (the commit point), then carries them out. A reader that finds a journal
+reads the staged files in place of the old ones without touching anything, so a command killed
+at any moment leaves a dataset that reads as of its last completed commit; the next writer rolls
+the journal forward.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+JOURNAL = "meta/.papo-journal.json"
+LOCK = "meta/.papo-lock"
+TMP_MARK = ".tmp-"
+
+
+def temp_name(final: Path) -> Path:
+    """A hidden sibling of `final` that no reader's glob matches."""
+    return final.with_name(f".{final.name}{TMP_MARK}{uuid.uuid4().hex[:12]}")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """The one way tables are written: pyarrow, zstd (DuckDB COPY would lose fixed sizes)."""
+    pq.write_table(table, path, compression="zstd")
+
+
+def write_atomic_bytes(data: bytes, final: Path) -> None:
+    """Write one standalone file (not part of a dataset) atomically."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(final)
+    try:
+        tmp.write_bytes(data)
+        _fsync_file(tmp)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@dataclass
+class Transaction:
+    """Files staged for one commit: `stage_*` now, `commit()` makes them visible together."""
+
+    root: Path
+    renames: list[tuple[Path, Path]] = field(default_factory=list)
+    deletes: list[Path] = field(default_factory=list)
+
+    def _staged(self, final: Path) -> Path:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_name(final)
+        self.renames.append((tmp, final))
+        return tmp
+
+    def stage_table(self, table: pa.Table, final: Path) -> None:
+        write_parquet(table, self._staged(final))
+
+    def stage_text(self, text: str, final: Path) -> None:
+        self._staged(final).write_text(text)
+
+    def delete(self, final: Path) -> None:
+        self.deletes.append(final)
+
+    def abort(self) -> None:
+        for tmp, _ in self.renames:
+            tmp.unlink(missing_ok=True)
+        self.renames.clear()
+        self.deletes.clear()
+
+    def commit(self) -> None:
+        if not self.renames and not self.deletes:
+            return
+        for tmp, _ in self.renames:
+            _fsync_file(tmp)
+        for d in {tmp.parent for tmp, _ in self.renames}:
+            _fsync_dir(d)
+        rel = lambda p: str(p.relative_to(self.root))  # noqa: E731
+        journal = {
+            "replace": [[rel(t), rel(f)] for t, f in self.renames],
+            "delete": [rel(p) for p in self.deletes],
+        }
+        write_atomic_bytes(json.dumps(journal).encode(), self.root / JOURNAL)
+        _fsync_dir((self.root / JOURNAL).parent)
+        roll_forward(self.root)
+        self.renames.clear()
+        self.deletes.clear()
+
+
+def read_journal(root: Path) -> dict[str, list] | None:
+    try:
+        return json.loads((root / JOURNAL).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def roll_forward(root: Path) -> None:
+    """Finish a committed journal (idempotent); writers call this before anything else."""
+    journal = read_journal(root)
+    if journal is None:
+        return
+    for tmp, final in journal["replace"]:
+        if (root / tmp).exists():
+            os.replace(root / tmp, root / final)
+    for path in journal["delete"]:
+        (root / path).unlink(missing_ok=True)
+    for d in {(root / f).parent for _, f in journal["replace"]}:
+        _fsync_dir(d)
+    (root / JOURNAL).unlink()
+
+
+def overlay(root: Path) -> tuple[dict[Path, Path], set[Path]]:
+    """For readers: (final -> staged file still to be renamed, finals to be deleted)."""
+    journal = read_journal(root)
+    if journal is None:
+        return {}, set()
+    pending = {
+        root / final: root / tmp for tmp, final in journal["replace"] if (root / tmp).exists()
+    }
+    return pending, {root / p for p in journal["delete"]}
+
+
+def remove_stale_temps(root: Path) -> None:
+    """Delete staged files of commits that never happened (writers only, after roll_forward)."""
+    for p in root.rglob(f".*{TMP_MARK}*"):
+        p.unlink(missing_ok=True)
+
+
+@contextmanager
+def writer_lock(root: Path) -> Iterator[None]:
+    """One writer at a time per dataset (an advisory lock released when the process dies)."""
+    import fcntl
+
+    path = root / LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            from papo_data.errors import BadInput
+
+            raise BadInput(f"{root}: another papo command is writing this dataset") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -1,0 +1,125 @@
+"""Reading a papo dataset: DuckDB views over its Parquet files, results as polars frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from papo_data import schema
+from papo_data.data import files, lerobot
+from papo_data.data.sqlfiles import ident, literal, sql_text
+from papo_data.errors import BadInput
+
+
+def check_root(root: Path) -> None:
+    if not root.exists():
+        raise BadInput(f"{root}: no such file or directory")
+    if not root.is_dir():
+        raise BadInput(f"{root}: not a directory (a dataset is a folder)")
+    if not (root / lerobot.INFO_PATH).exists():
+        raise BadInput(f"{root}: not a papo dataset (no {lerobot.INFO_PATH})")
+
+
+class Dataset:
+    """A papo dataset opened read-only. `sql()` sees the views named after the tables."""
+
+    def __init__(self, root: str | Path, *, raw: bool = False):
+        self.root = Path(root)
+        check_root(self.root)
+        info_path = files.readable(self.root, self.root / lerobot.INFO_PATH)
+        self.info: dict[str, Any] = lerobot.read_info(self.root, info_path)
+        self.dims = lerobot.dims(self.info)
+        self.files = {t: files.table_files(self.root, t) for t in schema.TABLES}
+        self._raw = raw
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def check_files(self) -> None:
+        """Raise BadInput on the first unreadable or non-conforming file (footers only: fast)."""
+        for table in schema.TABLES:
+            for path in self.files[table]:
+                actual, problems = files.read_footer(self.root, path)
+                if actual is not None:
+                    problems = files.check_columns(
+                        self.root, path, schema.load(table), actual, self.dims
+                    )
+                if problems:
+                    raise BadInput(str(problems[0]))
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = duckdb.connect()
+            for table in schema.TABLES:
+                self._create_view(table)
+        return self._con
+
+    def _create_view(self, table: str) -> None:
+        assert self._con is not None
+        ts = schema.load(table)
+        paths = [files.readable(self.root, p) for p in self.files[table]]
+        if not paths:
+            # An absent table is an empty view with the right schema.
+            self._con.register(f"_empty_{table}", ts.empty(self.dims))
+            self._con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM _empty_{table}")
+            return
+        casts = ", ".join(
+            f"CAST({ident(c.name)} AS {c.duckdb_type(self.dims)}) AS {ident(c.name)}"
+            for c in ts.columns
+        )
+        self._con.execute(
+            sql_text(__file__, "view.sql").format(
+                view=table,
+                casts=casts,
+                files="[" + ", ".join(literal(str(p)) for p in paths) + "]",
+                raw_options=", filename = true, file_row_number = true" if self._raw else "",
+            )
+        )
+
+    def sql(self, query: str) -> pl.DataFrame:
+        """Run a query over the views; the result as a polars DataFrame."""
+        return pl.from_arrow(self.arrow(query))  # type: ignore[return-value]
+
+    def arrow(self, query: str) -> pa.Table:
+        """Run a query over the views; the result as a pyarrow Table (vectors stay fixed-size)."""
+        try:
+            rel = self.con.sql(query)
+            if rel is None:
+                return pa.table({})
+            return rel.to_arrow_table()
+        except duckdb.Error as e:
+            raise BadInput(f"query failed: {str(e).splitlines()[0]}") from None
+
+    def table(self, name: str) -> pl.DataFrame:
+        """A whole table in its schema order, e.g. `ds.table("episodes")`."""
+        if name not in schema.TABLES:
+            raise BadInput(f"unknown table {name!r}; tables: {', '.join(schema.TABLES)}")
+        order = ", ".join(ident(c) for c in schema.load(name).order_by)
+        return self.sql(f"SELECT * FROM {name} ORDER BY {order}")
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({str(self.root)!r}, episodes={self.info['total_episodes']}, "
+            f"frames={self.info['total_frames']}, tasks={self.info['total_tasks']})"
+        )
+
+
+def open_dataset(path: str | Path) -> Dataset:
+    """Open a papo dataset for reading; `.sql(query)` returns a polars DataFrame."""
+    ds = Dataset(path)
+    ds.check_files()
+    return ds

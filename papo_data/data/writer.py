@@ -1,0 +1,398 @@
+"""Writing a papo dataset: create it, append episodes, append or replace sidecar rows.
+
+Every flush is one journaled commit (see `commit.py`): data file, episodes file, tasks and
+`info.json` become visible together, metadata last, so a killed writer loses at most the
+episodes it had not flushed and never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from papo_data import schema
+from papo_data.data import commit, files, lerobot
+from papo_data.data.dataset import Dataset
+from papo_data.errors import BadInput
+
+MB = 1024 * 1024
+
+
+@dataclass
+class Episode:
+    """One rollout as the simulator produced it; the writer derives everything else."""
+
+    episode_uid: str
+    task: str
+    observation_state: np.ndarray  # (T, state_dim)
+    action: np.ndarray  # (T, action_dim)
+    reward: np.ndarray  # (T,)
+    success: np.ndarray  # (T,) per-step success flags
+    done: np.ndarray | None = None  # (T,); default: only the last step
+    log_prob: np.ndarray | None = None  # (T, action_dim) behaviour log-probs
+    group_id: str = ""
+    group_member: int = 0
+    env_id: str = ""
+    policy_id: str = ""
+    init_seed: int = 0
+    policy_seed: int = 0
+
+
+def _vectors(values: np.ndarray, dim: int) -> pa.FixedSizeListArray:
+    flat = pa.array(np.ascontiguousarray(values, dtype=np.float32).reshape(-1))
+    return pa.FixedSizeListArray.from_arrays(flat, dim)
+
+
+def _check_episode(ep: Episode, dims: schema.Dims) -> int:
+    """Number of frames; BadInput names the episode, frame and field of any defect."""
+    where = f"episode {ep.episode_uid!r}"
+    if not ep.episode_uid:
+        raise BadInput("episode: field episode_uid is empty")
+    t = len(ep.action)
+    if t == 0:
+        raise BadInput(f"{where}: has no frames")
+    arrays: dict[str, tuple[np.ndarray | None, tuple[int, ...]]] = {
+        "observation.state": (ep.observation_state, (t, dims["state_dim"])),
+        "action": (ep.action, (t, dims["action_dim"])),
+        "next.reward": (ep.reward, (t,)),
+        "next.success": (ep.success, (t,)),
+        "next.done": (ep.done, (t,)),
+        "policy.log_prob": (ep.log_prob, (t, dims["action_dim"])),
+    }
+    for name, (arr, shape) in arrays.items():
+        if arr is None:
+            continue
+        if np.shape(arr) != shape:
+            raise BadInput(f"{where}: field {name} has shape {np.shape(arr)}, expected {shape}")
+        if name in ("observation.state", "action", "next.reward"):
+            bad = ~np.isfinite(np.asarray(arr, dtype=np.float64))
+            if bad.any():
+                frame = int(np.argwhere(bad)[0][0])
+                raise BadInput(f"{where}: frame {frame}: field {name} is NaN or infinite")
+    return t
+
+
+def conform(rows: pa.Table | pl.DataFrame, table: str, dims: schema.Dims) -> pa.Table:
+    """Rows as the table's exact Arrow schema, in schema order; BadInput names what is off."""
+    ts = schema.load(table)
+    tbl = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
+    missing = [n for n in ts.names if n not in tbl.column_names]
+    if missing:
+        raise BadInput(f"{table}: field {missing[0]} is missing")
+    target = ts.arrow_schema(dims)
+    cols = []
+    for f in target:
+        try:
+            cols.append(tbl.column(f.name).cast(f.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            got = files.describe(tbl.schema.field(f.name).type)
+            raise BadInput(
+                f"{table}: field {f.name} has type {got}, expected {files.describe(f.type)}"
+            ) from None
+        if not f.nullable and cols[-1].null_count:
+            row = pc.index(pc.is_null(cols[-1]), True).as_py()
+            raise BadInput(f"{table}: row {row}: field {f.name} is null")
+    return pa.Table.from_arrays(cols, schema=target)
+
+
+class DatasetWriter:
+    """Creates a dataset or appends to one. Use as a context manager so buffers are flushed."""
+
+    def __init__(self, root: Path, *, flush_every: int = 64):
+        self.root = root
+        self.flush_every = flush_every
+        self._lock = commit.writer_lock(root)
+        self._lock.__enter__()
+        try:
+            self._load()
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        self._buffer: list[Episode] = []
+
+    def _load(self) -> None:
+        root = self.root
+        commit.roll_forward(root)
+        commit.remove_stale_temps(root)
+        ds = Dataset(root)
+        ds.check_files()
+        self.info = ds.info
+        self.dims = ds.dims
+        tasks = ds.table("tasks")
+        self.tasks: dict[str, int] = dict(zip(tasks["task"], tasks["task_index"], strict=True))
+        last = ds.sql(
+            'SELECT "data/chunk_index", "data/file_index", "meta/episodes/chunk_index", '
+            '"meta/episodes/file_index" FROM episodes ORDER BY episode_index DESC LIMIT 1'
+        ).rows()
+        self._last_data = (last[0][0], last[0][1]) if last else None
+        self._last_meta = (last[0][2], last[0][3]) if last else None
+        self.episode_uids = set(ds.sql("SELECT episode_uid FROM episodes")["episode_uid"])
+        ds.close()
+
+    # -- creating and opening -------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        root: str | Path,
+        *,
+        fps: int,
+        state_names: list[str],
+        action_names: list[str],
+        env: str,
+        robot_type: str | None = None,
+        chunks_size: int = 1000,
+        data_files_size_in_mb: int = 100,
+        flush_every: int = 64,
+    ) -> DatasetWriter:
+        """Create an empty dataset at `root` (a new or empty folder) and open it for writing."""
+        root = Path(root)
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise BadInput(f"{root}: exists and is not an empty folder")
+        info = lerobot.new_info(
+            fps=fps,
+            state_names=list(state_names),
+            action_names=list(action_names),
+            env=env,
+            robot_type=robot_type,
+            chunks_size=chunks_size,
+            data_files_size_in_mb=data_files_size_in_mb,
+        )
+        try:
+            (root / "meta").mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise BadInput(f"{root}: cannot create ({e.strerror})") from None
+        txn = commit.Transaction(root)
+        txn.stage_table(_tasks_table([]), root / lerobot.TASKS_PATH)
+        txn.stage_text(json.dumps(info, indent=2), root / lerobot.INFO_PATH)
+        txn.commit()
+        return cls(root, flush_every=flush_every)
+
+    @classmethod
+    def open(cls, root: str | Path, *, flush_every: int = 64) -> DatasetWriter:
+        """Open an existing dataset for appending."""
+        from papo_data.data.dataset import check_root
+
+        check_root(Path(root))
+        return cls(Path(root), flush_every=flush_every)
+
+    # -- episodes -------------------------------------------------------------------------
+    def add_episode(self, ep: Episode) -> None:
+        """Buffer one episode; it is committed at the next `flush()` (or every `flush_every`)."""
+        _check_episode(ep, self.dims)
+        if ep.episode_uid in self.episode_uids:
+            raise BadInput(f"episode {ep.episode_uid!r}: field episode_uid is already in the dataset")
+        self.episode_uids.add(ep.episode_uid)
+        self._buffer.append(ep)
+        if len(self._buffer) >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit buffered episodes: data file, episodes file, tasks, then info.json."""
+        if not self._buffer:
+            return
+        info = dict(self.info)
+        new_tasks = dict(self.tasks)
+        for ep in self._buffer:
+            new_tasks.setdefault(ep.task, len(new_tasks))
+        steps = self._steps_table(self._buffer, new_tasks)
+        txn = commit.Transaction(self.root)
+        data_loc = self._stage_append(txn, "steps", steps, self._last_data)
+        episodes = self._episodes_table(self._buffer, new_tasks, data_loc)
+        meta_loc = self._stage_append(txn, "episodes", episodes, self._last_meta, meta=True)
+        if len(new_tasks) != len(self.tasks):
+            txn.stage_table(_tasks_table(list(new_tasks)), self.root / lerobot.TASKS_PATH)
+        info["total_episodes"] += len(self._buffer)
+        info["total_frames"] += len(steps)
+        info["total_tasks"] = len(new_tasks)
+        info["splits"] = lerobot.splits(info["total_episodes"])
+        txn.stage_text(json.dumps(info, indent=2), self.root / lerobot.INFO_PATH)
+        txn.commit()
+        self.info, self.tasks = info, new_tasks
+        self._last_data, self._last_meta = data_loc, meta_loc
+        self._buffer.clear()
+
+    def _steps_table(self, eps: list[Episode], tasks: dict[str, int]) -> pa.Table:
+        lengths = np.array([len(ep.action) for ep in eps])
+        first_index = self.info["total_frames"]
+        first_episode = self.info["total_episodes"]
+        frame_index = np.concatenate([np.arange(n) for n in lengths])
+        s, a = self.dims["state_dim"], self.dims["action_dim"]
+
+        def done(ep: Episode) -> np.ndarray:
+            if ep.done is not None:
+                return np.asarray(ep.done, dtype=bool)
+            d = np.zeros(len(ep.action), dtype=bool)
+            d[-1] = True
+            return d
+
+        log_prob: pa.Array
+        if all(ep.log_prob is None for ep in eps):
+            log_prob = pa.nulls(int(lengths.sum()), pa.list_(pa.float32(), a))
+        else:
+            chunks = [
+                _vectors(ep.log_prob, a)
+                if ep.log_prob is not None
+                else pa.nulls(len(ep.action), pa.list_(pa.float32(), a))
+                for ep in eps
+            ]
+            log_prob = pa.concat_arrays(chunks)
+        columns = {
+            "index": np.arange(first_index, first_index + lengths.sum(), dtype=np.int64),
+            "episode_index": np.repeat(np.arange(len(eps)) + first_episode, lengths),
+            "frame_index": frame_index,
+            "timestamp": (frame_index / self.info["fps"]).astype(np.float32),
+            "task_index": np.repeat([tasks[ep.task] for ep in eps], lengths),
+            "observation.state": _vectors(np.concatenate([ep.observation_state for ep in eps]), s),
+            "action": _vectors(np.concatenate([ep.action for ep in eps]), a),
+            "next.reward": np.concatenate([ep.reward for ep in eps]).astype(np.float32),
+            "next.done": np.concatenate([done(ep) for ep in eps]),
+            "next.success": np.concatenate([np.asarray(ep.success, dtype=bool) for ep in eps]),
+            "episode_uid": np.repeat([ep.episode_uid for ep in eps], lengths),
+            "policy.log_prob": log_prob,
+        }
+        return conform(pa.table(columns), "steps", self.dims)
+
+    def _episodes_table(
+        self, eps: list[Episode], tasks: dict[str, int], data_loc: tuple[int, int]
+    ) -> pa.Table:
+        start = self.info["total_frames"]
+        rows = []
+        for i, ep in enumerate(eps):
+            success = np.asarray(ep.success, dtype=bool)
+            rows.append(
+                {
+                    "episode_index": self.info["total_episodes"] + i,
+                    "tasks": [ep.task],
+                    "length": len(ep.action),
+                    "data/chunk_index": data_loc[0],
+                    "data/file_index": data_loc[1],
+                    "dataset_from_index": start,
+                    "dataset_to_index": start + len(ep.action),
+                    "meta/episodes/chunk_index": 0,  # set by _stage_append
+                    "meta/episodes/file_index": 0,
+                    "episode_uid": ep.episode_uid,
+                    "task_index": tasks[ep.task],
+                    "group_id": ep.group_id,
+                    "group_member": ep.group_member,
+                    "env_id": ep.env_id,
+                    "policy_id": ep.policy_id,
+                    "init_seed": ep.init_seed,
+                    "policy_seed": ep.policy_seed,
+                    "success": bool(success.any()),
+                    "return": float(np.sum(np.asarray(ep.reward, dtype=np.float32))),
+                    "first_success_frame": int(np.argmax(success)) if success.any() else None,
+                }
+            )
+            start += len(ep.action)
+        return conform(pa.Table.from_pylist(rows), "episodes", self.dims)
+
+    def _stage_append(
+        self,
+        txn: commit.Transaction,
+        table: str,
+        rows: pa.Table,
+        last: tuple[int, int] | None,
+        *,
+        meta: bool = False,
+    ) -> tuple[int, int]:
+        """Append `rows` to the table's latest file, or roll over to a new file once the
+        latest one reaches `data_files_size_in_mb` (LeRobot's rule). Returns (chunk, file)."""
+        template = schema.load(table).file_template
+        limit = self.info.get("data_files_size_in_mb", 100) * MB
+        existing = None
+        if last is None:
+            loc = (0, 0)
+        else:
+            path = self.root / template.format(chunk_index=last[0], file_index=last[1])
+            if path.stat().st_size < limit:
+                loc, existing = last, path
+            elif last[1] + 1 >= self.info["chunks_size"]:
+                loc = (last[0] + 1, 0)
+            else:
+                loc = (last[0], last[1] + 1)
+        if meta:
+            n = len(rows)
+            rows = rows.set_column(
+                rows.schema.get_field_index("meta/episodes/chunk_index"),
+                "meta/episodes/chunk_index",
+                pa.array([loc[0]] * n, pa.int64()),
+            ).set_column(
+                rows.schema.get_field_index("meta/episodes/file_index"),
+                "meta/episodes/file_index",
+                pa.array([loc[1]] * n, pa.int64()),
+            )
+        if existing is not None:
+            old = pq.read_table(existing)
+            rows = pa.concat_tables([old, rows], promote_options="permissive")
+        final = self.root / template.format(chunk_index=loc[0], file_index=loc[1])
+        txn.stage_table(rows, final)
+        return loc
+
+    # -- sidecar tables -------------------------------------------------------------------
+    def write_sidecar(
+        self,
+        table: str,
+        rows: pa.Table | pl.DataFrame,
+        *,
+        replace: dict[str, Any] | None = None,
+    ) -> None:
+        """Append rows to a `papo/` table in one commit; with `replace={"detector": "joint"}`
+        the rows matching it are removed in the same commit (a rerun never duplicates)."""
+        if table not in schema.SIDECAR_TABLES:
+            raise BadInput(f"{table}: not a sidecar table ({', '.join(schema.SIDECAR_TABLES)})")
+        self.flush()
+        ts = schema.load(table)
+        tbl = conform(rows, table, self.dims)
+        unknown = set(tbl.column("episode_uid").to_pylist()) - self.episode_uids
+        if unknown:
+            raise BadInput(f"{table}: field episode_uid {sorted(unknown)[0]!r} is not in episodes")
+        tbl = tbl.sort_by([(c, "ascending") for c in ts.order_by])
+        txn = commit.Transaction(self.root)
+        parts = files.table_files(self.root, table)
+        if replace:
+            for part in parts:
+                old = pq.read_table(part)
+                hit = np.ones(len(old), dtype=bool)
+                for col, value in replace.items():
+                    hit &= np.asarray(pc.equal(old.column(col), value).fill_null(False))
+                if hit.all():
+                    txn.delete(part)
+                elif hit.any():
+                    txn.stage_table(old.filter(pa.array(~hit)), part)
+        if len(tbl):
+            number = max((int(p.stem.split("-")[-1]) for p in parts), default=-1) + 1
+            txn.stage_table(tbl, self.root / ts.file_template.format(part=number))
+        txn.commit()
+
+    # -- closing --------------------------------------------------------------------------
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._lock.__exit__(None, None, None)
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _tasks_table(tasks: list[str]) -> pa.Table:
+    """LeRobot v3 `tasks.parquet`: column task_index, pandas index `task` (as LeRobot reads it)."""
+    frame = pd.DataFrame(
+        {"task_index": np.arange(len(tasks), dtype=np.int64)},
+        index=pd.Index(tasks, name="task", dtype=object),
+    )
+    table = pa.Table.from_pandas(frame, preserve_index=True)
+    target = schema.load("tasks").arrow_schema({})
+    return table.select(target.names).cast(target.with_metadata(table.schema.metadata))
