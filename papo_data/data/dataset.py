@@ -63,7 +63,11 @@ class Dataset:
         paths = [files.readable(self.root, p) for p in self.files[table]]
         if not paths:
             # An absent table is an empty view with the right schema.
-            self._con.register(f"_empty_{table}", ts.empty(self.dims))
+            empty = ts.empty(self.dims)
+            if self._raw:
+                empty = empty.append_column("file_row_number", pa.array([], pa.int64()))
+                empty = empty.append_column("filename", pa.array([], pa.string()))
+            self._con.register(f"_empty_{table}", empty)
             self._con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM _empty_{table}")
             return
         casts = ", ".join(

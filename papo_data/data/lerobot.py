@@ -106,7 +106,9 @@ def dims(info: dict[str, Any]) -> schema.Dims:
         try:
             out[dim] = int(feats[col]["shape"][0])
         except (KeyError, TypeError, IndexError, ValueError):
-            raise BadInput(f"{INFO_PATH}: features.{col}.shape is missing or not a length") from None
+            raise BadInput(
+                f"{INFO_PATH}: features.{col}.shape is missing or not a length"
+            ) from None
     return out
 
 

@@ -189,7 +189,9 @@ class DatasetWriter:
         """Buffer one episode; it is committed at the next `flush()` (or every `flush_every`)."""
         _check_episode(ep, self.dims)
         if ep.episode_uid in self.episode_uids:
-            raise BadInput(f"episode {ep.episode_uid!r}: field episode_uid is already in the dataset")
+            raise BadInput(
+                f"episode {ep.episode_uid!r}: field episode_uid is already in the dataset"
+            )
         self.episode_uids.add(ep.episode_uid)
         self._buffer.append(ep)
         if len(self._buffer) >= self.flush_every:

@@ -1,0 +1,96 @@
+"""`papo sql DATASET QUERY`: run DuckDB SQL over the dataset's views."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from papo_data import open_dataset
+from papo_data.data.commit import write_parquet
+from papo_data.errors import BadInput
+from papo_data.schema import TABLES
+
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+def add_parser(verbs: Any) -> None:
+    p = verbs.add_parser(
+        "sql",
+        help="run a DuckDB SQL query over the dataset's tables",
+        description=f"Run a DuckDB SQL query over the views {', '.join(TABLES)} and print the "
+        "result as a table, or write it as csv, json or parquet. Example: papo sql DATASET "
+        "\"select task_index, avg(success::int) from episodes group by all\"",
+    )
+    p.add_argument("dataset", help="dataset folder")
+    p.add_argument("query", help="SQL query (DuckDB dialect)")
+    p.add_argument("--format", choices=FORMATS, help="output format (default: table, or the --out extension)")
+    p.add_argument("--out", type=Path, help="write the result to this file (atomically) instead of stdout")
+    p.add_argument("--max-rows", type=int, default=100, help="rows shown in table format (default 100)")
+    p.set_defaults(handler=run)
+
+
+def _flat(df: pl.DataFrame, *, nested: bool = False) -> pl.DataFrame:
+    """Binary columns as hex text and, unless `nested`, list columns as JSON text (for csv)."""
+    out = []
+    for name, dtype in df.schema.items():
+        col = df[name]
+        if dtype.is_nested() and not nested:
+            col = pl.Series(name, [None if v is None else json.dumps(v) for v in col.to_list()])
+        elif dtype == pl.Binary:
+            col = pl.Series(name, [None if v is None else v.hex() for v in col.to_list()])
+        out.append(col)
+    return pl.DataFrame(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    fmt = args.format
+    if fmt is None:
+        suffix = args.out.suffix.lstrip(".") if args.out else ""
+        fmt = suffix if suffix in FORMATS else "table"
+    if fmt == "parquet" and args.out is None:
+        raise BadInput("--format parquet needs --out FILE")
+    with open_dataset(args.dataset) as ds:
+        df = ds.sql(args.query)
+    if args.out is None:
+        if fmt == "table":
+            with pl.Config(tbl_rows=args.max_rows, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=160):
+                print(df)
+        elif fmt == "csv":
+            print(_flat(df).write_csv(), end="")
+        else:
+            print(_flat(df, nested=True).write_json())
+        return 0
+    _write(df, args.out, fmt)
+    print(f"wrote {len(df)} rows to {args.out}")
+    return 0
+
+
+def _write(df: pl.DataFrame, out: Path, fmt: str) -> None:
+    """Write via a hidden temporary file and a rename: never a half-written output."""
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise BadInput(f"{out}: folder {parent} does not exist")
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{out.name}.", delete=False) as f:
+            tmp = Path(f.name)
+    except OSError as e:
+        raise BadInput(f"{out}: cannot write ({e.strerror})") from None
+    try:
+        if fmt == "parquet":
+            write_parquet(df.to_arrow(), tmp)
+        elif fmt == "csv":
+            _flat(df).write_csv(tmp)
+        elif fmt == "json":
+            _flat(df, nested=True).write_json(tmp)
+        else:
+            tmp.write_text(str(df) + "\n")
+        tmp.replace(out)
+    except OSError as e:
+        raise BadInput(f"{out}: cannot write ({e.strerror})") from None
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,34 @@
+"""`papo validate DATASET`: report every problem; exit 0 when clean, 2 otherwise."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from papo_data.data.validate import validate
+
+
+def add_parser(verbs: Any) -> None:
+    p = verbs.add_parser(
+        "validate",
+        help="check a dataset against the schemas and report every problem",
+        description="Check a papo dataset: schema conformance of every table, unique keys, "
+        "contiguous index and frame numbering, episode rows against their frames, info.json "
+        "totals and features, NaN/inf in vectors, sidecar rows pointing to existing episodes "
+        "and frames. Prints one line per problem (file: row N: field F: what is wrong; rows "
+        "count from 0 within the file). Reads only: nothing is modified.",
+    )
+    p.add_argument("dataset", help="dataset folder (contains meta/info.json)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    problems = validate(args.dataset)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"{args.dataset}: {len(problems)} problem(s)", file=sys.stderr)
+        return 2
+    print(f"{args.dataset}: valid")
+    return 0

@@ -1,0 +1,269 @@
+"""`papo validate`: every problem of a dataset, each naming its file, row and field.
+
+File-level checks read Parquet footers only; row-level checks are SQL (one `.sql` file per rule
+under `sql/checks/`) run by DuckDB over views that carry each row's file name and row number.
+A table whose files are unreadable or mistyped skips its row-level checks (they would only
+repeat the same fault), and so do the cross-table checks that need it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from papo_data import schema
+from papo_data.data import files, lerobot
+from papo_data.data.dataset import Dataset, check_root
+from papo_data.data.files import Problem
+from papo_data.data.sqlfiles import ident, literal, sql_text
+from papo_data.errors import BadInput
+
+MAX_ROWS_PER_RULE = 20
+INFO = lerobot.INFO_PATH
+
+
+def validate(path: str | Path) -> list[Problem]:
+    """All problems found in the dataset at `path`; an empty list means it is valid."""
+    root = Path(path)
+    try:
+        check_root(root)
+        info = lerobot.read_info(root, files.readable(root, root / INFO))
+    except BadInput as e:
+        return [_problem_from_message(str(e))]
+    dims = lerobot.dims(info)
+    problems = _check_info(info, dims)
+    broken: set[str] = set()
+    for table in schema.TABLES:
+        table_problems = _check_table_files(root, table, info, dims)
+        if table_problems:
+            broken.add(table)
+        problems += table_problems
+    problems += _check_rows(root, info, broken)
+    return sorted(set(problems), key=lambda p: (p.file, p.row if p.row is not None else -1))
+
+
+def _problem_from_message(message: str) -> Problem:
+    file, _, rest = message.partition(": ")
+    return Problem(file, None, None, rest or message)
+
+
+def _check_info(info: dict[str, Any], dims: schema.Dims) -> list[Problem]:
+    """info.json features must declare every steps column as LeRobot expects it."""
+    problems = []
+    feats = info["features"]
+    for col in schema.load("steps").columns:
+        feat = feats.get(col.name)
+        field = f"features.{col.name}"
+        if not isinstance(feat, dict):
+            problems.append(
+                Problem(INFO, None, field, "is missing (every steps column is declared)")
+            )
+            continue
+        shape = [dims[col.dim]] if col.dim else [1]
+        if feat.get("dtype") != lerobot.lerobot_dtype(col):
+            problems.append(
+                Problem(
+                    INFO,
+                    None,
+                    field,
+                    f"dtype is {feat.get('dtype')!r}, expected {lerobot.lerobot_dtype(col)!r}",
+                )
+            )
+        if list(feat.get("shape") or []) != shape:
+            problems.append(
+                Problem(INFO, None, field, f"shape is {feat.get('shape')}, expected {shape}")
+            )
+        names = feat.get("names")
+        if isinstance(names, list) and len(names) != shape[0]:
+            problems.append(Problem(INFO, None, field, f"has {len(names)} names for shape {shape}"))
+    papo = info.get("papo")
+    if not isinstance(papo, dict):
+        return [*problems, Problem(INFO, None, "papo", "is missing (schema_version, env, names)")]
+    if papo.get("schema_version") != schema.schema_version():
+        problems.append(
+            Problem(
+                INFO,
+                None,
+                "papo.schema_version",
+                f"is {papo.get('schema_version')!r}, "
+                f"this papo_data reads {schema.schema_version()!r}",
+            )
+        )
+    for key, dim in (("state_names", "state_dim"), ("action_names", "action_dim")):
+        names = papo.get(key)
+        if not isinstance(names, list) or len(names) != dims[dim]:
+            problems.append(Problem(INFO, None, f"papo.{key}", f"must list {dims[dim]} names"))
+    return problems
+
+
+def _check_table_files(
+    root: Path, table: str, info: dict[str, Any], dims: schema.Dims
+) -> list[Problem]:
+    paths = files.table_files(root, table)
+    if table == "tasks" and not paths:
+        return [Problem(lerobot.TASKS_PATH, None, None, "is missing (LeRobot needs it)")]
+    problems = []
+    ts = schema.load(table)
+    for path in paths:
+        actual, found = files.read_footer(root, path)
+        if actual is not None:
+            found = files.check_columns(root, path, ts, actual, dims)
+            if table == "steps":
+                found += _check_declared(root, path, actual.names, info)
+        problems += found
+    return problems
+
+
+def _check_declared(
+    root: Path, path: Path, columns: list[str], info: dict[str, Any]
+) -> list[Problem]:
+    """LeRobot refuses data columns that info.json does not declare, and the reverse."""
+    rel = str(path.relative_to(root))
+    feats = info["features"]
+    out = [
+        Problem(rel, None, c, f"column is not declared in {INFO} features")
+        for c in columns
+        if c not in feats
+    ]
+    stored = [
+        k
+        for k, f in feats.items()
+        if isinstance(f, dict) and f.get("dtype") not in ("video", "image")
+    ]
+    out += [
+        Problem(rel, None, k, f"declared in {INFO} features but not in the file")
+        for k in stored
+        if k not in columns
+    ]
+    return out
+
+
+class _Rules:
+    """Runs the SQL rules over views with file names and row numbers."""
+
+    def __init__(self, ds: Dataset, broken: set[str]):
+        self.ds = ds
+        self.broken = broken
+        self.problems: list[Problem] = []
+        self.names = {
+            str(files.readable(ds.root, p)): str(p.relative_to(ds.root))
+            for t in schema.TABLES
+            for p in ds.files[t]
+        }
+
+    def ok(self, *tables: str) -> bool:
+        return not self.broken.intersection(tables)
+
+    def rows(self, rule: str, **params: Any) -> list[tuple[Any, ...]]:
+        query = sql_text(__file__, f"checks/{rule}.sql").format(**params)
+        return self.ds.con.sql(query).fetchall()
+
+    def run(self, rule: str, **params: Any) -> None:
+        query = sql_text(__file__, f"checks/{rule}.sql").format(**params)
+        rel = self.ds.con.sql(f"SELECT * FROM ({query}) ORDER BY 1, 2")
+        rows = rel.limit(MAX_ROWS_PER_RULE + 1).fetchall()
+        for filename, row, field, message in rows[:MAX_ROWS_PER_RULE]:
+            self.problems.append(Problem(self.names.get(filename, filename), row, field, message))
+        if len(rows) > MAX_ROWS_PER_RULE:
+            total = self.ds.con.sql(f"SELECT count(*) FROM ({query})").fetchone()
+            more = (total[0] if total else 0) - MAX_ROWS_PER_RULE
+            filename, _, field, message = rows[-1]
+            self.problems.append(
+                Problem(
+                    self.names.get(filename, filename),
+                    None,
+                    field,
+                    f"... and {more} more rows like the above ({rule})",
+                )
+            )
+
+
+def _check_rows(root: Path, info: dict[str, Any], broken: set[str]) -> list[Problem]:
+    ds = Dataset(root, raw=True)
+    for table in broken:
+        ds.files[table] = []  # an empty view; its rules are skipped below
+    r = _Rules(ds, broken)
+    try:
+        for table in schema.TABLES:
+            if not r.ok(table):
+                continue
+            ts = schema.load(table)
+            for col in ts.columns:
+                f = {"table": table, "field": ident(col.name), "field_literal": literal(col.name)}
+                if not col.nullable:
+                    r.run("not_null", **f)
+                if col.is_float:
+                    value = f"list_sum(CAST({f['field']} AS DOUBLE[]))" if col.dim else f["field"]
+                    r.run("not_finite", value=value, **f)
+            for key in ts.unique:
+                r.run(
+                    "unique",
+                    table=table,
+                    key=", ".join(ident(k) for k in key),
+                    field_literal=literal(", ".join(key)),
+                )
+        numbering = [
+            ("steps", "index", "1"),
+            ("steps", "frame_index", "episode_index"),
+            ("episodes", "episode_index", "1"),
+            ("tasks", "task_index", "1"),
+        ]
+        for table, field, partition in numbering:
+            if r.ok(table):
+                r.run(
+                    "contiguous",
+                    table=table,
+                    field=ident(field),
+                    field_literal=literal(field),
+                    partition=partition,
+                )
+        if r.ok("steps"):
+            r.run("steps_order")
+            r.run("steps_timestamp", fps=float(info["fps"]))
+        if r.ok("steps", "episodes"):
+            r.run("episodes_vs_steps")
+            _check_episode_files(r, info)
+        if r.ok("steps", "episodes", "tasks"):
+            r.run("tasks_ref")
+            _check_totals(r, info)
+        for table in schema.SIDECAR_TABLES:
+            if not r.ok(table, "steps", "episodes"):
+                continue
+            r.run("refers_episode", table=table)
+            if schema.load(table).refers_to == "frame":
+                r.run("refers_frame", table=table)
+        if r.ok("weights", "steps"):
+            r.run("weights_index")
+    finally:
+        ds.close()
+    return r.problems
+
+
+def _check_episode_files(r: _Rules, info: dict[str, Any]) -> None:
+    """data/chunk_index and data/file_index must name the one file holding the frames."""
+    template = info["data_path"]
+    for filename, row, episode, chunk, file, holders in r.rows("episode_files"):
+        expected = template.format(chunk_index=chunk, file_index=file)
+        found = sorted(r.names.get(h, h) for h in holders)
+        if found != [expected]:
+            r.problems.append(
+                Problem(
+                    r.names.get(filename, filename),
+                    row,
+                    "data/file_index",
+                    f"episode {episode} points to {expected}, its frames are in {', '.join(found)}",
+                )
+            )
+
+
+def _check_totals(r: _Rules, info: dict[str, Any]) -> None:
+    (counts,) = r.rows("totals")
+    for key, count in zip(("total_frames", "total_episodes", "total_tasks"), counts, strict=True):
+        if info[key] != count:
+            r.problems.append(Problem(INFO, None, key, f"is {info[key]}, the files hold {count}"))
+    if info.get("splits") != lerobot.splits(info["total_episodes"]) and info["total_episodes"]:
+        train = (
+            info.get("splits", {}).get("train") if isinstance(info.get("splits"), dict) else None
+        )
+        if train is None:
+            r.problems.append(Problem(INFO, None, "splits", "has no train split"))
