@@ -82,7 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception:
         traceback.print_exc()
-        print(f"{prog}: internal error (a bug: please report it with the traceback)", file=sys.stderr)
+        print(
+            f"{prog}: internal error (a bug: please report it with the traceback)", file=sys.stderr
+        )
         return 1
 
 

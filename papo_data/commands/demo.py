@@ -31,9 +31,13 @@ def add_parser(verbs: Any) -> None:
         description="Write a small grouped dataset through the public writer (a toy reaching "
         "task until 'papo collect' lands), run 'validate' on it and a few 'sql' queries.",
     )
-    p.add_argument("--out", type=Path, default=Path("papo-demo"), help="dataset folder (default papo-demo)")
+    p.add_argument(
+        "--out", type=Path, default=Path("papo-demo"), help="dataset folder (default papo-demo)"
+    )
     p.add_argument("--groups", type=int, default=4, help="initial states (default 4)")
-    p.add_argument("--group-size", type=int, default=8, help="rollouts per initial state (default 8)")
+    p.add_argument(
+        "--group-size", type=int, default=8, help="rollouts per initial state (default 8)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it is a papo dataset")
     p.set_defaults(handler=run)
@@ -95,12 +99,12 @@ def run(args: argparse.Namespace) -> int:
         return 1  # our own writer produced an invalid dataset: a bug
     print(f"papo validate {out}: valid")
     with open_dataset(out) as ds, pl.Config(tbl_rows=20, tbl_cols=-1):
-        print(f"\npapo sql {out} \"select count(*) as frames from steps\"")
+        print(f'\npapo sql {out} "select count(*) as frames from steps"')
         print(ds.sql("select count(*) as frames from steps"))
         query = (
             "select group_id, count(*) as rollouts, avg(success::int) as success_rate, "
             "avg(length) as mean_length from episodes group by group_id order by group_id"
         )
-        print(f"\npapo sql {out} \"{query}\"")
+        print(f'\npapo sql {out} "{query}"')
         print(ds.sql(query))
     return 0

@@ -24,13 +24,19 @@ def add_parser(verbs: Any) -> None:
         help="run a DuckDB SQL query over the dataset's tables",
         description=f"Run a DuckDB SQL query over the views {', '.join(TABLES)} and print the "
         "result as a table, or write it as csv, json or parquet. Example: papo sql DATASET "
-        "\"select task_index, avg(success::int) from episodes group by all\"",
+        '"select task_index, avg(success::int) from episodes group by all"',
     )
     p.add_argument("dataset", help="dataset folder")
     p.add_argument("query", help="SQL query (DuckDB dialect)")
-    p.add_argument("--format", choices=FORMATS, help="output format (default: table, or the --out extension)")
-    p.add_argument("--out", type=Path, help="write the result to this file (atomically) instead of stdout")
-    p.add_argument("--max-rows", type=int, default=100, help="rows shown in table format (default 100)")
+    p.add_argument(
+        "--format", choices=FORMATS, help="output format (default: table, or the --out extension)"
+    )
+    p.add_argument(
+        "--out", type=Path, help="write the result to this file (atomically) instead of stdout"
+    )
+    p.add_argument(
+        "--max-rows", type=int, default=100, help="rows shown in table format (default 100)"
+    )
     p.set_defaults(handler=run)
 
 
@@ -58,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
         df = ds.sql(args.query)
     if args.out is None:
         if fmt == "table":
-            with pl.Config(tbl_rows=args.max_rows, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=160):
+            with pl.Config(
+                tbl_rows=args.max_rows, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=160
+            ):
                 print(df)
         elif fmt == "csv":
             print(_flat(df).write_csv(), end="")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
+from papo_data.data.dataset import check_root
 from papo_data.data.validate import validate
 
 
@@ -24,11 +26,13 @@ def add_parser(verbs: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_root(Path(args.dataset))
     problems = validate(args.dataset)
     for problem in problems:
         print(problem, file=sys.stderr)
+    if len(problems) > 1:
+        print(f"{args.dataset}: {len(problems)} problems", file=sys.stderr)
     if problems:
-        print(f"{args.dataset}: {len(problems)} problem(s)", file=sys.stderr)
         return 2
     print(f"{args.dataset}: valid")
     return 0

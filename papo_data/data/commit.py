@@ -90,8 +90,14 @@ class Transaction:
         self.deletes.clear()
 
     def commit(self) -> None:
+        """Make every staged change visible: write the journal, then carry it out."""
+        if self.prepare():
+            roll_forward(self.root)
+
+    def prepare(self) -> bool:
+        """Durably stage everything and write the journal (the commit point)."""
         if not self.renames and not self.deletes:
-            return
+            return False
         for tmp, _ in self.renames:
             _fsync_file(tmp)
         for d in {tmp.parent for tmp, _ in self.renames}:
@@ -103,9 +109,9 @@ class Transaction:
         }
         write_atomic_bytes(json.dumps(journal).encode(), self.root / JOURNAL)
         _fsync_dir((self.root / JOURNAL).parent)
-        roll_forward(self.root)
         self.renames.clear()
         self.deletes.clear()
+        return True
 
 
 def read_journal(root: Path) -> dict[str, list] | None:

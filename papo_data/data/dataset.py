@@ -93,7 +93,7 @@ class Dataset:
             rel = self.con.sql(query)
             if rel is None:
                 return pa.table({})
-            return rel.to_arrow_table()
+            return _canonical(rel.to_arrow_table())
         except duckdb.Error as e:
             raise BadInput(f"query failed: {str(e).splitlines()[0]}") from None
 
@@ -120,6 +120,17 @@ class Dataset:
             f"Dataset({str(self.root)!r}, episodes={self.info['total_episodes']}, "
             f"frames={self.info['total_frames']}, tasks={self.info['total_tasks']})"
         )
+
+
+def _canonical(table: pa.Table) -> pa.Table:
+    """DuckDB names a vector's child field ""; pyarrow and LeRobot name it "item"."""
+    fields = [
+        f.with_type(pa.list_(f.type.value_type, f.type.list_size))
+        if pa.types.is_fixed_size_list(f.type)
+        else f
+        for f in table.schema
+    ]
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
 
 
 def open_dataset(path: str | Path) -> Dataset:

@@ -165,8 +165,8 @@ class _Rules:
         for filename, row, field, message in rows[:MAX_ROWS_PER_RULE]:
             self.problems.append(Problem(self.names.get(filename, filename), row, field, message))
         if len(rows) > MAX_ROWS_PER_RULE:
-            total = self.ds.con.sql(f"SELECT count(*) FROM ({query})").fetchone()
-            more = (total[0] if total else 0) - MAX_ROWS_PER_RULE
+            ((total,),) = self.ds.con.sql(f"SELECT count(*) FROM ({query})").fetchall()
+            more = total - MAX_ROWS_PER_RULE
             filename, _, field, message = rows[-1]
             self.problems.append(
                 Problem(

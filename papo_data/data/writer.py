@@ -201,26 +201,36 @@ class DatasetWriter:
         """Commit buffered episodes: data file, episodes file, tasks, then info.json."""
         if not self._buffer:
             return
-        info = dict(self.info)
-        new_tasks = dict(self.tasks)
-        for ep in self._buffer:
-            new_tasks.setdefault(ep.task, len(new_tasks))
-        steps = self._steps_table(self._buffer, new_tasks)
         txn = commit.Transaction(self.root)
+        try:
+            after = self._stage_buffer(txn)
+        except BaseException:
+            txn.abort()
+            raise
+        txn.commit()
+        self.info, self.tasks, self._last_data, self._last_meta = after
+        self._buffer.clear()
+
+    def _stage_buffer(
+        self, txn: commit.Transaction
+    ) -> tuple[dict[str, Any], dict[str, int], tuple[int, int], tuple[int, int]]:
+        """Stage the buffered episodes into `txn`; returns the writer state after the commit."""
+        info = dict(self.info)
+        tasks = dict(self.tasks)
+        for ep in self._buffer:
+            tasks.setdefault(ep.task, len(tasks))
+        steps = self._steps_table(self._buffer, tasks)
         data_loc = self._stage_append(txn, "steps", steps, self._last_data)
-        episodes = self._episodes_table(self._buffer, new_tasks, data_loc)
+        episodes = self._episodes_table(self._buffer, tasks, data_loc)
         meta_loc = self._stage_append(txn, "episodes", episodes, self._last_meta, meta=True)
-        if len(new_tasks) != len(self.tasks):
-            txn.stage_table(_tasks_table(list(new_tasks)), self.root / lerobot.TASKS_PATH)
+        if len(tasks) != len(self.tasks):
+            txn.stage_table(_tasks_table(list(tasks)), self.root / lerobot.TASKS_PATH)
         info["total_episodes"] += len(self._buffer)
         info["total_frames"] += len(steps)
-        info["total_tasks"] = len(new_tasks)
+        info["total_tasks"] = len(tasks)
         info["splits"] = lerobot.splits(info["total_episodes"])
         txn.stage_text(json.dumps(info, indent=2), self.root / lerobot.INFO_PATH)
-        txn.commit()
-        self.info, self.tasks = info, new_tasks
-        self._last_data, self._last_meta = data_loc, meta_loc
-        self._buffer.clear()
+        return info, tasks, data_loc, meta_loc
 
     def _steps_table(self, eps: list[Episode], tasks: dict[str, int]) -> pa.Table:
         lengths = np.array([len(ep.action) for ep in eps])
