@@ -151,6 +151,12 @@ class _Rules:
             for p in ds.files[t]
         }
 
+    def relative(self, message: str) -> str:
+        """Messages that quote another file name it relative to the dataset."""
+        for absolute, relative in self.names.items():
+            message = message.replace(absolute, relative)
+        return message
+
     def ok(self, *tables: str) -> bool:
         return not self.broken.intersection(tables)
 
@@ -163,7 +169,9 @@ class _Rules:
         rel = self.ds.con.sql(f"SELECT * FROM ({query}) ORDER BY 1, 2")
         rows = rel.limit(MAX_ROWS_PER_RULE + 1).fetchall()
         for filename, row, field, message in rows[:MAX_ROWS_PER_RULE]:
-            self.problems.append(Problem(self.names.get(filename, filename), row, field, message))
+            self.problems.append(
+                Problem(self.names.get(filename, filename), row, field, self.relative(message))
+            )
         if len(rows) > MAX_ROWS_PER_RULE:
             ((total,),) = self.ds.con.sql(f"SELECT count(*) FROM ({query})").fetchall()
             more = total - MAX_ROWS_PER_RULE
