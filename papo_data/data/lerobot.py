@@ -128,9 +128,21 @@ def parse_info(text: str, where: str = INFO_PATH) -> dict[str, Any]:
             f"{where}: field codebase_version is {info['codebase_version']!r}, "
             f"expected {CODEBASE_VERSION!r} (convert older datasets with lerobot first)"
         )
-    for key in ("total_episodes", "total_frames", "total_tasks", "chunks_size", "fps"):
-        if not isinstance(info[key], int) or isinstance(info[key], bool) or info[key] < 0:
-            raise BadInput(f"{where}: field {key} is {info[key]!r}, expected an integer >= 0")
+    for key, least in (
+        ("total_episodes", 0),
+        ("total_frames", 0),
+        ("total_tasks", 0),
+        ("chunks_size", 1),
+        ("fps", 1),
+    ):
+        value = info[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise BadInput(f"{where}: field {key} is {value!r}, expected an integer >= {least}")
+    if info["data_path"] != INFO_DEFAULTS["data_path"]:
+        raise BadInput(
+            f"{where}: field data_path is {info['data_path']!r}, expected "
+            f"{INFO_DEFAULTS['data_path']!r} (the LeRobot v3 layout)"
+        )
     if not isinstance(info["features"], dict):
         raise BadInput(f"{where}: field features is not an object")
     dims(info)
@@ -149,4 +161,6 @@ def read_info(root: Path, path: Path | None = None) -> dict[str, Any]:
         raise BadInput(f"{root}: not a papo dataset (no {INFO_PATH})") from None
     except UnicodeDecodeError:
         raise BadInput(f"{INFO_PATH}: not valid JSON (not UTF-8 text)") from None
+    except OSError as e:
+        raise BadInput(f"{INFO_PATH}: cannot be read ({e.strerror})") from None
     return parse_info(text)

@@ -19,6 +19,7 @@ from papo_data.data.sqlfiles import ident, literal, sql_text
 from papo_data.errors import BadInput
 
 MAX_ROWS_PER_RULE = 20
+RESERVED = ("filename", "file_row_number")  # the row-level views add these
 INFO = lerobot.INFO_PATH
 
 
@@ -39,7 +40,7 @@ def validate(path: str | Path) -> list[Problem]:
             broken.add(table)
         problems += table_problems
     problems += _check_rows(root, info, broken)
-    return sorted(set(problems), key=lambda p: (p.file, p.row if p.row is not None else -1))
+    return list(dict.fromkeys(problems))  # in the order found: files first, then rules
 
 
 def _problem_from_message(message: str) -> Problem:
@@ -69,12 +70,12 @@ def _check_info(info: dict[str, Any], dims: schema.Dims) -> list[Problem]:
                     f"dtype is {feat.get('dtype')!r}, expected {lerobot.lerobot_dtype(col)!r}",
                 )
             )
-        if list(feat.get("shape") or []) != shape:
+        if feat.get("shape") != shape:
             problems.append(
                 Problem(INFO, None, field, f"shape is {feat.get('shape')}, expected {shape}")
             )
         names = feat.get("names")
-        if isinstance(names, list) and len(names) != shape[0]:
+        if isinstance(names, list) and len(names) != shape[0] and feat.get("shape") == shape:
             problems.append(Problem(INFO, None, field, f"has {len(names)} names for shape {shape}"))
     papo = info.get("papo")
     if not isinstance(papo, dict):
@@ -108,6 +109,11 @@ def _check_table_files(
         actual, found = files.read_footer(root, path)
         if actual is not None:
             found = files.check_columns(root, path, ts, actual, dims)
+            found += [
+                Problem(str(path.relative_to(root)), None, c, "column name is reserved by papo")
+                for c in actual.names
+                if c in RESERVED
+            ]
             if table == "steps":
                 found += _check_declared(root, path, actual.names, info)
         problems += found
