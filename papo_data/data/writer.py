@@ -118,6 +118,7 @@ class DatasetWriter:
             self._lock.__exit__(None, None, None)
             raise
         self._buffer: list[Episode] = []
+        self._sidecar_buffer: dict[str, list[pa.Table]] = {}
 
     def _load(self) -> None:
         root = self.root
@@ -210,6 +211,7 @@ class DatasetWriter:
         txn.commit()
         self.info, self.tasks, self._last_data, self._last_meta = after
         self._buffer.clear()
+        self._sidecar_buffer.clear()
 
     def _stage_buffer(
         self, txn: commit.Transaction
@@ -229,6 +231,8 @@ class DatasetWriter:
         info["total_frames"] += len(steps)
         info["total_tasks"] = len(tasks)
         info["splits"] = lerobot.splits(info["total_episodes"])
+        for table, parts in self._sidecar_buffer.items():
+            self._stage_sidecar(txn, table, pa.concat_tables(parts))
         txn.stage_text(json.dumps(info, indent=2), self.root / lerobot.INFO_PATH)
         return info, tasks, data_loc, meta_loc
 
@@ -362,12 +366,10 @@ class DatasetWriter:
         if table not in schema.SIDECAR_TABLES:
             raise BadInput(f"{table}: not a sidecar table ({', '.join(schema.SIDECAR_TABLES)})")
         self.flush()
-        ts = schema.load(table)
         tbl = conform(rows, table, self.dims)
         unknown = set(tbl.column("episode_uid").to_pylist()) - self.episode_uids
         if unknown:
             raise BadInput(f"{table}: field episode_uid {sorted(unknown)[0]!r} is not in episodes")
-        tbl = tbl.sort_by([(c, "ascending") for c in ts.order_by])
         txn = commit.Transaction(self.root)
         parts = files.table_files(self.root, table)
         if replace:
@@ -380,10 +382,21 @@ class DatasetWriter:
                     txn.delete(part)
                 elif hit.any():
                     txn.stage_table(old.filter(pa.array(~hit)), part)
-        if len(tbl):
-            number = max((int(p.stem.split("-")[-1]) for p in parts), default=-1) + 1
-            txn.stage_table(tbl, self.root / ts.file_template.format(part=number))
+        self._stage_sidecar(txn, table, tbl)
         txn.commit()
+
+    def _stage_sidecar(self, txn: commit.Transaction, table: str, rows: pa.Table) -> None:
+        """Stage rows as the table's next part file."""
+        if not len(rows):
+            return
+        ts = schema.load(table)
+        rows = rows.sort_by([(c, "ascending") for c in ts.order_by])
+        staged = [f for _, f in txn.renames]
+        parts = files.table_files(self.root, table) + staged
+        number = max(
+            (int(p.stem.split("-")[-1]) for p in parts if p.match(ts.file_glob)), default=-1
+        )
+        txn.stage_table(rows, self.root / ts.file_template.format(part=number + 1))
 
     # -- closing --------------------------------------------------------------------------
     def close(self) -> None:
