@@ -186,13 +186,23 @@ class DatasetWriter:
         return cls(Path(root), flush_every=flush_every)
 
     # -- episodes -------------------------------------------------------------------------
-    def add_episode(self, ep: Episode) -> None:
-        """Buffer one episode; it is committed at the next `flush()` (or every `flush_every`)."""
+    def add_episode(
+        self, ep: Episode, sidecars: dict[str, pa.Table | pl.DataFrame] | None = None
+    ) -> None:
+        """Buffer one episode; it is committed at the next `flush()` (or every `flush_every`).
+        `sidecars` rows that belong to it (e.g. its snapshots) are committed with it."""
         _check_episode(ep, self.dims)
         if ep.episode_uid in self.episode_uids:
             raise BadInput(
                 f"episode {ep.episode_uid!r}: field episode_uid is already in the dataset"
             )
+        staged = {}
+        for table, rows in (sidecars or {}).items():
+            if table not in schema.SIDECAR_TABLES:
+                raise BadInput(f"{table}: not a sidecar table")
+            staged[table] = conform(rows, table, self.dims)
+        for table, rows in staged.items():
+            self._sidecar_buffer.setdefault(table, []).append(rows)
         self.episode_uids.add(ep.episode_uid)
         self._buffer.append(ep)
         if len(self._buffer) >= self.flush_every:
@@ -352,6 +362,16 @@ class DatasetWriter:
         final = self.root / template.format(chunk_index=loc[0], file_index=loc[1])
         txn.stage_table(rows, final)
         return loc
+
+    def update_papo(self, **fields: Any) -> None:
+        """Set fields of the `papo` block of info.json (e.g. how episodes end), in one commit."""
+        self.flush()
+        info = dict(self.info)
+        info["papo"] = {**info.get("papo", {}), **fields}
+        txn = commit.Transaction(self.root)
+        txn.stage_text(json.dumps(info, indent=2), self.root / lerobot.INFO_PATH)
+        txn.commit()
+        self.info = info
 
     # -- sidecar tables -------------------------------------------------------------------
     def write_sidecar(
