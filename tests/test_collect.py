@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from papo_data import open_dataset
 from papo_data.cli import main
 from papo_data.data.validate import validate
 from papo_data.schema import TABLES, load
-from papo_data.sim.collect import CollectConfig, collect
+from papo_data.sim.collect import CollectConfig, collect, make_env
+from papo_data.sim.replay import ReplayMismatch, replay_to
 
 SMALL = CollectConfig(tasks=("pick-place-v3", "reach-v3"), groups=2, group_size=3, max_steps=120)
 PAPO = str(Path(sys.executable).with_name("papo"))
@@ -156,3 +160,39 @@ def test_unwritable_output_exits_2(tmp_path: Path) -> None:
         check=False,
     )
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_replay_reaches_random_frames_exactly(collected: Path) -> None:
+    env = make_env("metaworld")
+    rng = np.random.default_rng(0)
+    with open_dataset(collected) as ds:
+        episodes = ds.sql("select episode_uid, length from episodes order by episode_index").rows()
+        for uid, length in episodes:
+            for frame in {0, 25 if length > 25 else 0, length - 1, int(rng.integers(0, length))}:
+                obs = replay_to(env, ds, uid, frame)
+                logged = ds.sql(
+                    'select "observation.state" s from steps '
+                    "where episode_uid = $u and frame_index = $f",
+                    {"u": uid, "f": frame},
+                )["s"][0].to_numpy()
+                assert np.array_equal(obs.astype(np.float32), logged)
+
+
+def test_replay_names_the_first_frame_that_differs(collected: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(collected, broken)
+    data = broken / "data/chunk-000/file-000.parquet"
+    table = pq.read_table(data)
+    states = np.stack(table.column("observation.state").to_numpy(zero_copy_only=False))
+    states[30, 0] += 1e-6  # frame 30 of the first episode (pick-place, fails at 120 steps)
+    flat = pa.array(states.reshape(-1), pa.float32())
+    column = pa.FixedSizeListArray.from_arrays(flat, states.shape[1])
+    index = table.schema.get_field_index("observation.state")
+    pq.write_table(table.set_column(index, "observation.state", column), data)
+    with open_dataset(broken) as ds:
+        uid, length = ds.sql(
+            "select episode_uid, length from episodes where episode_index = 0"
+        ).row(0)
+        assert length > 40
+        with pytest.raises(ReplayMismatch, match=f"episode '{uid}': frame 30: observation differs"):
+            replay_to(make_env("metaworld"), ds, uid, 40)

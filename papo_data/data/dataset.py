@@ -83,14 +83,15 @@ class Dataset:
             )
         )
 
-    def sql(self, query: str) -> pl.DataFrame:
-        """Run a query over the views; the result as a polars DataFrame."""
-        return pl.from_arrow(self.arrow(query))  # type: ignore[return-value]
+    def sql(self, query: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+        """Run a query over the views; the result as a polars DataFrame. `params` fill
+        `$name` placeholders."""
+        return pl.from_arrow(self.arrow(query, params))  # type: ignore[return-value]
 
-    def arrow(self, query: str) -> pa.Table:
+    def arrow(self, query: str, params: dict[str, Any] | None = None) -> pa.Table:
         """Run a query over the views; the result as a pyarrow Table (vectors stay fixed-size)."""
         try:
-            rel = self.con.sql(query)
+            rel = self.con.sql(query, params=params)
             if rel is None:
                 return pa.table({})
             return _canonical(rel.to_arrow_table())
