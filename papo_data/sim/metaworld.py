@@ -13,6 +13,10 @@ snapshot here is an `.npz` (loads with `allow_pickle=False`) holding:
   MuJoCo memory (`init_left_pad`, some `_target_pos`/`obj_init_pos`): those are re-pointed at
   the same memory, never overwritten, because their value *is* the current simulation.
 
+On disk the arrays (all but `meta`) are packed into one flat array per dtype, `pack/<dtype>`,
+with a JSON `layout` naming each array's dtype, offset and shape: a snapshot is taken every few
+steps, and writing two dozen small .npy entries cost more than the rest of it.
+
 Attributes are found by scanning the env rather than listed per task, so per-task state such
 as `pickCompleted` or `_target_to_obj_init` is covered without a table to keep up to date.
 """
@@ -23,7 +27,7 @@ import io
 import json
 import warnings
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any
 
@@ -36,7 +40,7 @@ from metaworld.sawyer_xyz_env import SawyerXYZEnv
 
 from papo_data.errors import BadInput
 
-SNAPSHOT_FORMAT = "metaworld-mujoco-npz/1"
+SNAPSHOT_FORMAT = "metaworld-mujoco-npz/2"
 
 INSTRUCTIONS: dict[str, str] = {
     "assembly-v3": "pick up the nut and place it onto the peg",
@@ -124,6 +128,8 @@ class _Sim:
     buffers: list[tuple[str, str, int, int, np.dtype[Any]]]
     """(owner, field, address, nbytes, dtype) of MuJoCo's arrays, to spot live views."""
     pristine: dict[str, Any]
+    located: dict[tuple[Any, ...], list[Any] | None] = field(default_factory=dict)
+    """_locate's answers by (address, shape, dtype, contiguity)."""
     """The decoded state of the just-built env: each reset starts from it."""
 
 
@@ -299,14 +305,45 @@ def _encode(
     return _npz(arrays)
 
 
+def _pack(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """All arrays but `meta` as one flat array per dtype, plus a JSON `layout`."""
+    groups: dict[str, list[np.ndarray]] = {}
+    layout: dict[str, list[Any]] = {}
+    sizes: dict[str, int] = {}
+    for name, array in arrays.items():
+        if name == "meta":
+            continue
+        a = np.asarray(array)
+        key = a.dtype.str
+        layout[name] = [key, sizes.get(key, 0), list(a.shape)]
+        sizes[key] = sizes.get(key, 0) + a.size
+        groups.setdefault(key, []).append(a.reshape(-1))
+    packed = {f"pack/{key}": np.concatenate(parts) for key, parts in groups.items()}
+    packed["layout"] = np.frombuffer(json.dumps(layout).encode(), dtype=np.uint8)
+    packed["meta"] = arrays["meta"]
+    return packed
+
+
+def _unpack(stored: dict[str, np.ndarray]) -> dict[str, Any]:
+    layout = json.loads(stored["layout"].tobytes())
+    out: dict[str, Any] = {"meta": stored["meta"]}
+    for name, (key, offset, shape) in layout.items():
+        size = int(np.prod(shape, dtype=np.int64))
+        out[name] = stored[f"pack/{key}"][offset : offset + size].reshape(shape).copy()
+    return out
+
+
 def _npz(arrays: dict[str, np.ndarray]) -> bytes:
     """An .npz archive with fixed timestamps (np.savez stamps the clock: same state, same bytes)."""
+    arrays = _pack(arrays)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
         for name, array in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with zf.open(info, "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
+            npy = io.BytesIO()
+            np.lib.format.write_array(npy, np.asanyarray(array), allow_pickle=False)
+            zf.writestr(
+                zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), npy.getvalue()
+            )
     return out.getvalue()
 
 
@@ -315,12 +352,22 @@ def _locate(sim: _Sim, name: str, value: np.ndarray) -> list[Any] | None:
     if value.flags.owndata:
         return None
     address = value.__array_interface__["data"][0]
-    for owner, field, start, nbytes, dtype in sim.buffers:
+    # MuJoCo's buffers never move for a built env, so an address always maps to the same place:
+    # remember it (scanning every buffer on each snapshot cost a third of its time).
+    key = (address, value.shape, value.dtype.str, value.flags.c_contiguous)
+    if key not in sim.located:
+        sim.located[key] = _search(sim, name, value, address)
+    where = sim.located[key]
+    return None if where is None else list(where)
+
+
+def _search(sim: _Sim, name: str, value: np.ndarray, address: int) -> list[Any] | None:
+    for owner, member, start, nbytes, dtype in sim.buffers:
         if start <= address < start + nbytes:
             offset, misaligned = divmod(address - start, dtype.itemsize)
             if value.dtype != dtype or misaligned or not value.flags.c_contiguous:
-                raise RuntimeError(f"{sim.task}: cannot snapshot {name}, an odd view of {field}")
-            return [owner, field, offset, list(value.shape)]
+                raise RuntimeError(f"{sim.task}: cannot snapshot {name}, an odd view of {member}")
+            return [owner, member, offset, list(value.shape)]
     return None
 
 
@@ -365,7 +412,7 @@ def _decode(blob: bytes) -> dict[str, Any]:
     """The blob's arrays by name, with `meta` parsed; BadInput if it is not our format."""
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
-            state: dict[str, Any] = {name: npz[name] for name in npz.files}
+            state = _unpack({name: npz[name] for name in npz.files})
         meta = json.loads(state["meta"].tobytes())
     except Exception as exc:
         raise BadInput(f"snapshot is not a {SNAPSHOT_FORMAT} blob: {exc}") from exc
