@@ -136,15 +136,30 @@ def roll_forward(root: Path) -> None:
     (root / JOURNAL).unlink()
 
 
-def overlay(root: Path) -> tuple[dict[Path, Path], set[Path]]:
-    """For readers: (final -> staged file still to be renamed, finals to be deleted)."""
+@dataclass(frozen=True)
+class Overlay:
+    """A reader's view of a committed but unfinished journal, read once so that every file a
+    reader opens comes from the same commit."""
+
+    pending: dict[Path, Path] = field(default_factory=dict)
+    """final path -> staged file still to be renamed onto it"""
+    deleted: frozenset[Path] = frozenset()
+    """final paths the journal deletes"""
+
+    def readable(self, final: Path) -> Path:
+        """Where the current content of `final` is."""
+        return self.pending.get(final, final)
+
+
+def overlay(root: Path) -> Overlay:
+    """The journal pending in `root`, if any, as seen by a reader (which changes nothing)."""
     journal = read_journal(root)
     if journal is None:
-        return {}, set()
+        return Overlay()
     pending = {
         root / final: root / tmp for tmp, final in journal["replace"] if (root / tmp).exists()
     }
-    return pending, {root / p for p in journal["delete"]}
+    return Overlay(pending, frozenset(root / p for p in journal["delete"]))
 
 
 def remove_stale_temps(root: Path) -> None:

@@ -10,7 +10,7 @@ import polars as pl
 import pyarrow as pa
 
 from papo_data import schema
-from papo_data.data import files, lerobot
+from papo_data.data import commit, files, lerobot
 from papo_data.data.sqlfiles import ident, literal, sql_text
 from papo_data.errors import BadInput
 
@@ -30,10 +30,11 @@ class Dataset:
     def __init__(self, root: str | Path, *, raw: bool = False):
         self.root = Path(root)
         check_root(self.root)
-        info_path = files.readable(self.root, self.root / lerobot.INFO_PATH)
+        self.view = commit.overlay(self.root)
+        info_path = self.view.readable(self.root / lerobot.INFO_PATH)
         self.info: dict[str, Any] = lerobot.read_info(self.root, info_path)
         self.dims = lerobot.dims(self.info)
-        self.files = {t: files.table_files(self.root, t) for t in schema.TABLES}
+        self.files = {t: files.table_files(self.root, t, self.view) for t in schema.TABLES}
         self._raw = raw
         self._con: duckdb.DuckDBPyConnection | None = None
 
@@ -41,7 +42,7 @@ class Dataset:
         """Raise BadInput on the first unreadable or non-conforming file (footers only: fast)."""
         for table in schema.TABLES:
             for path in self.files[table]:
-                actual, problems = files.read_footer(self.root, path)
+                actual, problems = files.read_footer(self.root, path, self.view)
                 if actual is not None:
                     problems = files.check_columns(
                         self.root, path, schema.load(table), actual, self.dims
@@ -60,7 +61,7 @@ class Dataset:
     def _create_view(self, table: str) -> None:
         assert self._con is not None
         ts = schema.load(table)
-        paths = [files.readable(self.root, p) for p in self.files[table]]
+        paths = [self.view.readable(p) for p in self.files[table]]
         if not paths:
             # An absent table is an empty view with the right schema.
             empty = ts.empty(self.dims)

@@ -30,19 +30,12 @@ class Problem:
         return f"{': '.join(where)}: {self.message}"
 
 
-def table_files(root: Path, table: str) -> list[Path]:
+def table_files(root: Path, table: str, view: commit.Overlay) -> list[Path]:
     """Committed files of `table`, sorted; staged files of a committed journal count too."""
-    pending, deleted = commit.overlay(root)
-    finals = set(root.glob(schema.load(table).file_glob))
-    finals |= {f for f in pending if f.match(str(root / schema.load(table).file_glob))}
-    finals -= deleted
-    return sorted(finals)
-
-
-def readable(root: Path, final: Path) -> Path:
-    """Where the current content of `final` is: its staged version if a journal is pending."""
-    pending, _ = commit.overlay(root)
-    return pending.get(final, final)
+    pattern = schema.load(table).file_glob
+    finals = set(root.glob(pattern))
+    finals |= {f for f in view.pending if f.match(str(root / pattern))}
+    return sorted(finals - view.deleted)
 
 
 def _same_type(actual: pa.DataType, expected: pa.DataType) -> bool:
@@ -66,11 +59,13 @@ def describe(t: pa.DataType) -> str:
     return str(t)
 
 
-def read_footer(root: Path, path: Path) -> tuple[pa.Schema | None, list[Problem]]:
+def read_footer(
+    root: Path, path: Path, view: commit.Overlay
+) -> tuple[pa.Schema | None, list[Problem]]:
     """The Arrow schema of a Parquet file, or a problem if it is truncated or not Parquet."""
     rel = str(path.relative_to(root))
     try:
-        return pq.read_schema(readable(root, path)), []
+        return pq.read_schema(view.readable(path)), []
     except (pa.ArrowInvalid, OSError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         return None, [Problem(rel, None, None, f"not a readable Parquet file ({reason})")]

@@ -13,7 +13,7 @@ from typing import Any
 
 from papo_data import schema
 from papo_data.data import files, lerobot
-from papo_data.data.dataset import Dataset, check_root
+from papo_data.data.dataset import Dataset
 from papo_data.data.files import Problem
 from papo_data.data.sqlfiles import ident, literal, sql_text
 from papo_data.errors import BadInput
@@ -27,19 +27,20 @@ def validate(path: str | Path) -> list[Problem]:
     """All problems found in the dataset at `path`; an empty list means it is valid."""
     root = Path(path)
     try:
-        check_root(root)
-        info = lerobot.read_info(root, files.readable(root, root / INFO))
+        ds = Dataset(root, raw=True)  # one view of the files for every check below
     except BadInput as e:
         return [_problem_from_message(str(e))]
-    dims = lerobot.dims(info)
-    problems = _check_info(info, dims)
-    broken: set[str] = set()
-    for table in schema.TABLES:
-        table_problems = _check_table_files(root, table, info, dims)
-        if table_problems:
-            broken.add(table)
-        problems += table_problems
-    problems += _check_rows(root, info, broken)
+    try:
+        problems = _check_info(ds.info, ds.dims)
+        broken: set[str] = set()
+        for table in schema.TABLES:
+            table_problems = _check_table_files(ds, table)
+            if table_problems:
+                broken.add(table)
+            problems += table_problems
+        problems += _check_rows(ds, broken)
+    finally:
+        ds.close()
     return list(dict.fromkeys(problems))  # in the order found: files first, then rules
 
 
@@ -97,25 +98,23 @@ def _check_info(info: dict[str, Any], dims: schema.Dims) -> list[Problem]:
     return problems
 
 
-def _check_table_files(
-    root: Path, table: str, info: dict[str, Any], dims: schema.Dims
-) -> list[Problem]:
-    paths = files.table_files(root, table)
+def _check_table_files(ds: Dataset, table: str) -> list[Problem]:
+    root, paths = ds.root, ds.files[table]
     if table == "tasks" and not paths:
         return [Problem(lerobot.TASKS_PATH, None, None, "is missing (LeRobot needs it)")]
     problems = []
     ts = schema.load(table)
     for path in paths:
-        actual, found = files.read_footer(root, path)
+        actual, found = files.read_footer(root, path, ds.view)
         if actual is not None:
-            found = files.check_columns(root, path, ts, actual, dims)
+            found = files.check_columns(root, path, ts, actual, ds.dims)
             found += [
                 Problem(str(path.relative_to(root)), None, c, "column name is reserved by papo")
                 for c in actual.names
                 if c in RESERVED
             ]
             if table == "steps":
-                found += _check_declared(root, path, actual.names, info)
+                found += _check_declared(root, path, actual.names, ds.info)
         problems += found
     return problems
 
@@ -152,7 +151,7 @@ class _Rules:
         self.broken = broken
         self.problems: list[Problem] = []
         self.names = {
-            str(files.readable(ds.root, p)): str(p.relative_to(ds.root))
+            str(ds.view.readable(p)): str(p.relative_to(ds.root))
             for t in schema.TABLES
             for p in ds.files[t]
         }
@@ -192,64 +191,61 @@ class _Rules:
             )
 
 
-def _check_rows(root: Path, info: dict[str, Any], broken: set[str]) -> list[Problem]:
-    ds = Dataset(root, raw=True)
+def _check_rows(ds: Dataset, broken: set[str]) -> list[Problem]:
+    info = ds.info
     for table in broken:
         ds.files[table] = []  # an empty view; its rules are skipped below
     r = _Rules(ds, broken)
-    try:
-        for table in schema.TABLES:
-            if not r.ok(table):
-                continue
-            ts = schema.load(table)
-            for col in ts.columns:
-                f = {"table": table, "field": ident(col.name), "field_literal": literal(col.name)}
-                if not col.nullable:
-                    r.run("not_null", **f)
-                if col.is_float:
-                    value = f"list_sum(CAST({f['field']} AS DOUBLE[]))" if col.dim else f["field"]
-                    r.run("not_finite", value=value, **f)
-            for key in ts.unique:
-                r.run(
-                    "unique",
-                    table=table,
-                    key=", ".join(ident(k) for k in key),
-                    field_literal=literal(", ".join(key)),
-                )
-        numbering = [
-            ("steps", "index", "1"),
-            ("steps", "frame_index", "episode_index"),
-            ("episodes", "episode_index", "1"),
-            ("tasks", "task_index", "1"),
-        ]
-        for table, field, partition in numbering:
-            if r.ok(table):
-                r.run(
-                    "contiguous",
-                    table=table,
-                    field=ident(field),
-                    field_literal=literal(field),
-                    partition=partition,
-                )
-        if r.ok("steps"):
-            r.run("steps_order")
-            r.run("steps_timestamp", fps=float(info["fps"]))
-        if r.ok("steps", "episodes"):
-            r.run("episodes_vs_steps")
-            _check_episode_files(r, info)
-        if r.ok("steps", "episodes", "tasks"):
-            r.run("tasks_ref")
-            _check_totals(r, info)
-        for table in schema.SIDECAR_TABLES:
-            if not r.ok(table, "steps", "episodes"):
-                continue
-            r.run("refers_episode", table=table)
-            if schema.load(table).refers_to == "frame":
-                r.run("refers_frame", table=table)
-        if r.ok("weights", "steps"):
-            r.run("weights_index")
-    finally:
-        ds.close()
+    for table in schema.TABLES:
+        if not r.ok(table):
+            continue
+        ts = schema.load(table)
+        for col in ts.columns:
+            f = {"table": table, "field": ident(col.name), "field_literal": literal(col.name)}
+            if not col.nullable:
+                r.run("not_null", **f)
+            if col.is_float:
+                value = f"list_sum(CAST({f['field']} AS DOUBLE[]))" if col.dim else f["field"]
+                r.run("not_finite", value=value, **f)
+        for key in ts.unique:
+            r.run(
+                "unique",
+                table=table,
+                key=", ".join(ident(k) for k in key),
+                field_literal=literal(", ".join(key)),
+            )
+    numbering = [
+        ("steps", "index", "1"),
+        ("steps", "frame_index", "episode_index"),
+        ("episodes", "episode_index", "1"),
+        ("tasks", "task_index", "1"),
+    ]
+    for table, field, partition in numbering:
+        if r.ok(table):
+            r.run(
+                "contiguous",
+                table=table,
+                field=ident(field),
+                field_literal=literal(field),
+                partition=partition,
+            )
+    if r.ok("steps"):
+        r.run("steps_order")
+        r.run("steps_timestamp", fps=float(info["fps"]))
+    if r.ok("steps", "episodes"):
+        r.run("episodes_vs_steps")
+        _check_episode_files(r, info)
+    if r.ok("steps", "episodes", "tasks"):
+        r.run("tasks_ref")
+        _check_totals(r, info)
+    for table in schema.SIDECAR_TABLES:
+        if not r.ok(table, "steps", "episodes"):
+            continue
+        r.run("refers_episode", table=table)
+        if schema.load(table).refers_to == "frame":
+            r.run("refers_frame", table=table)
+    if r.ok("weights", "steps"):
+        r.run("weights_index")
     return r.problems
 
 

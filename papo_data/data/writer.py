@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from papo_data import schema
 from papo_data.data import commit, files, lerobot
-from papo_data.data.dataset import Dataset
+from papo_data.data.dataset import Dataset, check_root
 from papo_data.errors import BadInput
 
 MB = 1024 * 1024
@@ -180,8 +180,6 @@ class DatasetWriter:
     @classmethod
     def open(cls, root: str | Path, *, flush_every: int = 64) -> DatasetWriter:
         """Open an existing dataset for appending."""
-        from papo_data.data.dataset import check_root
-
         check_root(Path(root))
         return cls(Path(root), flush_every=flush_every)
 
@@ -391,7 +389,7 @@ class DatasetWriter:
         if unknown:
             raise BadInput(f"{table}: field episode_uid {sorted(unknown)[0]!r} is not in episodes")
         txn = commit.Transaction(self.root)
-        parts = files.table_files(self.root, table)
+        parts = files.table_files(self.root, table, commit.overlay(self.root))
         if replace:
             for part in parts:
                 old = pq.read_table(part)
@@ -412,7 +410,7 @@ class DatasetWriter:
         ts = schema.load(table)
         rows = rows.sort_by([(c, "ascending") for c in ts.order_by])
         staged = [f for _, f in txn.renames]
-        parts = files.table_files(self.root, table) + staged
+        parts = files.table_files(self.root, table, commit.overlay(self.root)) + staged
         number = max(
             (int(p.stem.split("-")[-1]) for p in parts if p.match(ts.file_glob)), default=-1
         )
