@@ -1,0 +1,1 @@
+"""Planning-action detection: SQL detectors over `steps` joined to `episodes`."""

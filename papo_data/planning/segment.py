@@ -1,0 +1,131 @@
+"""Find planning actions: per-step scores in DuckDB SQL (step_scores.sql), then non-max
+suppression and top-M per episode (planning_actions.sql), written to `papo/planning_actions`.
+
+The detectors of DESIGN §3 are one flag: `variation` (action change and gripper switches, robust
+z-scores per episode), `outcome` (contrast of successful and failed siblings at aligned frames),
+`joint` (s = v+ (1 + beta o)) and `random` (a seeded ablation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from papo_data.data.dataset import Dataset
+from papo_data.data.sqlfiles import sql_text
+from papo_data.data.writer import DatasetWriter
+from papo_data.errors import BadInput
+
+DETECTORS = ("joint", "variation", "outcome", "random")
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """Knobs of the detectors; each has a `papo segment` flag of the same name."""
+
+    detector: str = "joint"
+    """joint | variation | outcome | random."""
+    top_m: int = 3
+    """Planning actions kept per episode (the best-scoring local maxima)."""
+    window: int = 5
+    """Steps a decision spans: the averaging window of the variation score, the +-w alignment
+    of the outcome contrast, the non-max suppression radius and the branch window."""
+    threshold: float = 0.0
+    """A local maximum must score above this (robust z units for variation and joint)."""
+    beta: float = 1.0
+    """Weight of the outcome contrast in the joint score s = v+ (1 + beta o)."""
+    switch_weight: float = 3.0
+    """A gripper switch adds this many robust z units to the variation score."""
+    seed: int = 0
+    """Seed of the random detector."""
+
+    def check(self) -> None:
+        if self.detector not in DETECTORS:
+            raise BadInput(f"--detector must be one of {', '.join(DETECTORS)}: {self.detector!r}")
+        if self.top_m < 1:
+            raise BadInput(f"--top-m must be at least 1, got {self.top_m}")
+        if self.window < 1:
+            raise BadInput(f"--window must be at least 1, got {self.window}")
+        for name in ("threshold", "beta", "switch_weight"):
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                raise BadInput(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+        if self.beta < 0:
+            raise BadInput(f"--beta must be >= 0, got {self.beta}")
+        if self.seed < 0:
+            raise BadInput(f"--seed must be >= 0, got {self.seed}")
+
+
+def _params(ds: Dataset, cfg: SegmentConfig) -> dict[str, object]:
+    names = ds.info.get("papo", {}).get("action_names") or [
+        f"a{i}" for i in range(ds.dims["action_dim"])
+    ]
+    grip = [i + 1 for i, n in enumerate(names) if "gripper" in n]
+    cont = [i + 1 for i, n in enumerate(names) if "gripper" not in n]
+    if not cont:
+        raise BadInput(f"{ds.root}: meta/info.json: no continuous action dims in {names}")
+    return {
+        "cont": cont,
+        "grip": grip[0] if grip else None,
+        "n_dims": ds.dims["action_dim"],
+        "w": cfg.window,
+        "beta": cfg.beta,
+        "switch_weight": cfg.switch_weight,
+        "detector": cfg.detector,
+        "seed": cfg.seed,
+    }
+
+
+def step_scores(ds: Dataset, cfg: SegmentConfig) -> pa.Table:
+    """Every step's variation, outcome and detector score (frame >= 1), as Arrow."""
+    cfg.check()
+    return ds.arrow(sql_text(__file__, "step_scores.sql"), _params(ds, cfg))
+
+
+def detect(ds: Dataset, cfg: SegmentConfig) -> pa.Table:
+    """Planning actions of every episode under `cfg`, in the planning_actions schema."""
+    cfg.check()
+    query = (
+        "WITH step_scores AS (\n"
+        + sql_text(__file__, "step_scores.sql")
+        + "\n)\n"
+        + sql_text(__file__, "planning_actions.sql")
+    )
+    params = _params(ds, cfg) | {"threshold": cfg.threshold, "top_m": cfg.top_m}
+    return ds.arrow(query, params)
+
+
+@dataclass
+class SegmentSummary:
+    detector: str
+    planning_actions: int
+    episodes: int
+    episodes_without: int
+    one_outcome_groups: int
+    one_outcome_episodes: int
+
+
+def segment(path: Path, cfg: SegmentConfig) -> SegmentSummary:
+    """Detect and write planning actions, replacing this detector's previous result."""
+    cfg.check()
+    with DatasetWriter.open(path) as writer:
+        with Dataset(path) as ds:
+            rows = detect(ds, cfg)
+            one = ds.arrow(sql_text(__file__, "one_outcome_groups.sql")).to_pylist()[0]
+            n_episodes = ds.arrow("SELECT count(*) AS n FROM episodes").to_pylist()[0]["n"]
+        writer.write_sidecar("planning_actions", rows, replace={"detector": cfg.detector})
+        # The settings each detector last ran with, for the record.
+        done = writer.info.get("papo", {}).get("segment", {})
+        writer.update_papo(segment={**done, cfg.detector: asdict(cfg)})
+    with_actions = len(set(rows.column("episode_uid").to_pylist()))
+    return SegmentSummary(
+        detector=cfg.detector,
+        planning_actions=rows.num_rows,
+        episodes=n_episodes,
+        episodes_without=n_episodes - with_actions,
+        one_outcome_groups=int(one["groups"]),
+        one_outcome_episodes=int(one["episodes"]),
+    )
