@@ -403,6 +403,24 @@ class DatasetWriter:
         self._stage_sidecar(txn, table, tbl)
         txn.commit()
 
+    def compact(self, table: str) -> None:
+        """Rewrite a sidecar table's parts as one sorted part, in one commit (appending in
+        batches leaves many small files; readers are faster on one)."""
+        self.flush()
+        parts = files.table_files(self.root, table, commit.overlay(self.root))
+        if len(parts) <= 1:
+            return
+        rows = pa.concat_tables(conform(pq.read_table(p), table, self.dims) for p in parts)
+        txn = commit.Transaction(self.root)
+        for part in parts:
+            txn.delete(part)
+        ts = schema.load(table)
+        rows = rows.sort_by([(c, "ascending") for c in ts.order_by])
+        # A fresh part number: a reader never sees the old name with new contents.
+        number = max(int(p.stem.split("-")[-1]) for p in parts) + 1
+        txn.stage_table(rows, self.root / ts.file_template.format(part=number))
+        txn.commit()
+
     def _stage_sidecar(self, txn: commit.Transaction, table: str, rows: pa.Table) -> None:
         """Stage rows as the table's next part file."""
         if not len(rows):

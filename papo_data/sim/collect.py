@@ -270,7 +270,7 @@ def _open_writer(path: Path, env: EnvAdapter, cfg: CollectConfig) -> DatasetWrit
             env=cfg.env,
             robot_type="sawyer",
         )
-        writer.update_papo(episode_end=cfg.episode_end)
+        writer.update_papo(episode_end=cfg.episode_end, horizon=cfg.max_steps or env.max_steps)
         return writer
     writer = DatasetWriter.open(path)
     papo = writer.info.get("papo", {})
@@ -279,11 +279,14 @@ def _open_writer(path: Path, env: EnvAdapter, cfg: CollectConfig) -> DatasetWrit
         problems.append(f"holds env {papo.get('env')!r}, not {cfg.env!r}")
     if papo.get("state_names") != env.state_names or papo.get("action_names") != env.action_names:
         problems.append("has other state or action names")
+    horizon = cfg.max_steps or env.max_steps
+    if papo.get("horizon", horizon) != horizon:
+        problems.append(f"has horizon {papo.get('horizon')}, not {horizon} (--max-steps)")
     if papo.get("episode_end", cfg.episode_end) != cfg.episode_end:
         problems.append(f"ends episodes at {papo.get('episode_end')}, not {cfg.episode_end}")
     if problems:
         writer.close()
         raise BadInput(f"{path}: cannot append: the dataset {problems[0]}")
-    if "episode_end" not in papo:
-        writer.update_papo(episode_end=cfg.episode_end)
+    if "episode_end" not in papo or "horizon" not in papo:
+        writer.update_papo(episode_end=cfg.episode_end, horizon=horizon)
     return writer

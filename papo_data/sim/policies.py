@@ -8,6 +8,7 @@ action dimension) for offline GRPO.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -112,3 +113,21 @@ class NoisyExpert:
             action[:3] += cfg.sigma * eps
             log_prob[:3] = -0.5 * eps**2 - math.log(cfg.sigma) - 0.5 * math.log(2 * math.pi)
         return action.astype(np.float32), log_prob.astype(np.float32)
+
+
+def policy_from_id(policy_id: str, env: Expert) -> Policy:
+    """Rebuild the behaviour policy an episode records in `episodes.policy_id`, so branches
+    continue with the episode's own policy after their intervention window."""
+    match = re.fullmatch(r"expert-noisy\((.*)\)", policy_id)
+    if not match:
+        raise BadInput(f"episodes: field policy_id: cannot rebuild policy {policy_id!r}")
+    fields = dict(kv.split("=", 1) for kv in match.group(1).split(",") if "=" in kv)
+    try:
+        config = NoisyExpertConfig(
+            sigma=float(fields["sigma"]),
+            delay_prob=float(fields["delay_prob"]),
+            max_delay=int(fields["max_delay"]),
+        )
+    except (KeyError, ValueError):
+        raise BadInput(f"episodes: field policy_id: malformed {policy_id!r}") from None
+    return NoisyExpert(env, config)

@@ -1,0 +1,71 @@
+"""PN, PS, PNS and harm from paired outcomes over seeds (common random numbers).
+
+With Y_a the outcome under the logged action and Y_a' under the intervention, for one seed:
+n10 = #(Y_a = 1, Y_a' = 0), n11, n01, n00. Then
+    PN  = n10 / (n10 + n11)   = P(Y_a' = 0 | Y_a = 1)
+    PS  = n10 / (n10 + n00)   = P(Y_a = 1 | Y_a' = 0)
+    PNS = n10 / K,  harm = n01 / K.
+Intervals are Wilson or Clopper-Pearson (scipy), never Wald. An estimate whose conditioning
+event never happened is NaN with a reason, not 0.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy.stats import binomtest
+
+METHODS = ("wilson", "exact")  # exact = Clopper-Pearson
+
+
+def proportion_interval(
+    successes: int, trials: int, *, method: str = "wilson", confidence: float = 0.95
+) -> tuple[float, float]:
+    """Two-sided interval of a binomial proportion; (nan, nan) when there are no trials."""
+    if method not in METHODS:
+        raise ValueError(f"interval method must be one of {METHODS}, got {method!r}")
+    if trials == 0:
+        return (math.nan, math.nan)
+    ci = binomtest(int(successes), int(trials)).proportion_ci(confidence, method=method)
+    return (float(ci.low), float(ci.high))
+
+
+def paired_pn_ps(
+    factual: Any, alternative: Any, *, method: str = "wilson", confidence: float = 0.95
+) -> dict[str, Any]:
+    """PN, PS, PNS and harm, each with (lo, hi), from two equal-length 0/1 arrays over seeds."""
+    y = np.asarray(factual)
+    y_alt = np.asarray(alternative)
+    if y.shape != y_alt.shape or y.ndim != 1:
+        raise ValueError(
+            f"factual and alternative must be equal-length 1-d: {y.shape} {y_alt.shape}"
+        )
+    if not (np.isin(y, (0, 1)).all() and np.isin(y_alt, (0, 1)).all()):
+        raise ValueError("factual and alternative outcomes must be 0/1")
+    y, y_alt = y.astype(bool), y_alt.astype(bool)
+    n10 = int(np.sum(y & ~y_alt))
+    n11 = int(np.sum(y & y_alt))
+    n01 = int(np.sum(~y & y_alt))
+    n00 = int(np.sum(~y & ~y_alt))
+    k = len(y)
+    out: dict[str, Any] = {"n_pairs": k, "n10": n10, "n11": n11, "n01": n01, "n00": n00}
+    reasons = {
+        "pn": "no seed where the factual arm succeeded",
+        "ps": "no seed where the alternative arm failed",
+        "pns": "no seeds",
+        "harm": "no seeds",
+    }
+    for name, hits, trials in (
+        ("pn", n10, n10 + n11),
+        ("ps", n10, n10 + n00),
+        ("pns", n10, k),
+        ("harm", n01, k),
+    ):
+        out[name] = hits / trials if trials else math.nan
+        out[f"{name}_lo"], out[f"{name}_hi"] = proportion_interval(
+            hits, trials, method=method, confidence=confidence
+        )
+        out[f"{name}_reason"] = None if trials else reasons[name]
+    return out
