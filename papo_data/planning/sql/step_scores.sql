@@ -1,5 +1,5 @@
--- Per-step planning scores (DESIGN §3). One row per step from frame 1 on (frame 0 has no
--- previous action). Parameters:
+-- Per-step planning scores (DESIGN §3). One row per step with a full window of w steps on
+-- each side (w <= frame <= length - w). Parameters:
 --   $cont           1-based indices of the continuous action dims, e.g. [1, 2, 3]
 --   $grip           1-based index of the gripper dim, or NULL when the robot has none
 --   $n_dims         number of action dims
@@ -26,14 +26,18 @@ WITH acts AS (
 change AS (
     SELECT * EXCLUDE (before, after, xyz),
            list_distance(mean_before, mean_after) AS delta,
-           1 - coalesce(list_cosine_similarity(mean_before, mean_after), 1) AS theta
+           -- A zero mean (a robot at rest) has no direction: DuckDB gives NaN, we say no turn.
+           1 - coalesce(nullif(list_cosine_similarity(mean_before, mean_after), 'nan'::FLOAT), 1)
+             AS theta
     FROM (
         SELECT *,
                list_transform(range(1, len(xyz) + 1),
                               lambda i: list_avg(list_transform(before, lambda v: v[i]))) AS mean_before,
                list_transform(range(1, len(xyz) + 1),
                               lambda i: list_avg(list_transform(after, lambda v: v[i]))) AS mean_after
-        FROM acts WHERE frame_index >= 1
+        -- Only frames with a full window on both sides: near the episode's ends the means
+        -- cover fewer steps and are noisier, and a branch needs a window to intervene on.
+        FROM acts WHERE frame_index >= $w AND frame_index <= length - $w
     )
 ),
 robust AS (  -- median and MAD per episode, for robust z-scores
@@ -56,7 +60,7 @@ mixed AS (
 ),
 per_dim AS (  -- sums per group, frame, outcome and action dim
     SELECT e.group_id, s.frame_index, e.success, d.i AS dim,
-           count(*) AS n, sum(s.action[d.i]) AS sx, sum(s.action[d.i] * s.action[d.i]) AS sxx
+           count(*) AS n, sum(s.action[d.i]::DOUBLE) AS sx, sum(s.action[d.i]::DOUBLE ^ 2) AS sxx
     FROM steps s JOIN episodes e USING (episode_index)
     SEMI JOIN mixed USING (group_id)
     CROSS JOIN range(1, $n_dims + 1) d(i)
