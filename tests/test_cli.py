@@ -50,10 +50,10 @@ def test_every_verb_explains_itself(verb: str, capsys: pytest.CaptureFixture[str
 
 
 def test_unbuilt_verbs_exit_2_with_one_line() -> None:
-    out = run("branch", "some/dataset", "--k", "16")
+    out = run("estimate", "some/dataset", "--method", "paired")
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        "papo branch: error: 'branch' is not built yet in this version of papo_data"
+        "papo estimate: error: 'estimate' is not built yet in this version of papo_data"
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -160,8 +161,15 @@ with DatasetWriter.open(sys.argv[1], flush_every=1) as w:
 def test_sigkill_mid_write_leaves_a_valid_dataset(small_dataset: Path) -> None:
     script = WRITER_LOOP.format(tests=str(Path(__file__).parent))
     committed = 5
-    for run, delay in enumerate([1.5, 2.0, 2.5]):
+    info = small_dataset / "meta" / "info.json"
+    for run, delay in enumerate([0.0, 0.05, 0.2]):
         proc = subprocess.Popen([sys.executable, "-c", script, str(small_dataset), str(run)])
+        # Kill at a moment after the writer got going (start-up time varies with load).
+        deadline = time.time() + 60
+        while (
+            time.time() < deadline and json.loads(info.read_text())["total_episodes"] <= committed
+        ):
+            time.sleep(0.01)
         time.sleep(delay)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
