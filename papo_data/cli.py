@@ -18,8 +18,6 @@ Handler = Callable[[argparse.Namespace], int]
 
 # Verbs of the contract that later issues build; each says what it will do.
 PLANNED = {
-    "estimate": "estimate PN/PS/PNS with intervals into papo/causal",
-    "export-weights": "export per-step advantage weights into papo/weights",
     "train": "behaviour cloning and GRPO/PAPO training",
     "report": "figures and tables of a dataset's planning actions and estimates",
     "publish": "publish a dataset to the Hugging Face Hub",
@@ -34,7 +32,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from papo_data.commands import branch, collect, demo, segment, sql, validate
+    from papo_data.commands import (
+        branch,
+        collect,
+        demo,
+        estimate,
+        export_weights,
+        segment,
+        sql,
+        validate,
+    )
 
     parser = _Parser(
         prog="papo",
@@ -44,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         "1 internal error. Run 'papo VERB --help' for each verb.",
     )
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
-    for module in (collect, validate, sql, segment, branch, demo):
+    for module in (collect, validate, sql, segment, branch, estimate, export_weights, demo):
         module.add_parser(verbs)
     for verb, what in PLANNED.items():
         p = verbs.add_parser(verb, help=f"{what} (not built yet)", description=f"{what}.")

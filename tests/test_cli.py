@@ -50,10 +50,10 @@ def test_every_verb_explains_itself(verb: str, capsys: pytest.CaptureFixture[str
 
 
 def test_unbuilt_verbs_exit_2_with_one_line() -> None:
-    out = run("estimate", "some/dataset", "--method", "paired")
+    out = run("report", "some/dataset", "--out", "r.html")
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        "papo estimate: error: 'estimate' is not built yet in this version of papo_data"
+        "papo report: error: 'report' is not built yet in this version of papo_data"
     ]
 
 

@@ -45,11 +45,21 @@ def paired_pn_ps(
     if not (np.isin(y, (0, 1)).all() and np.isin(y_alt, (0, 1)).all()):
         raise ValueError("factual and alternative outcomes must be 0/1")
     y, y_alt = y.astype(bool), y_alt.astype(bool)
-    n10 = int(np.sum(y & ~y_alt))
-    n11 = int(np.sum(y & y_alt))
-    n01 = int(np.sum(~y & y_alt))
-    n00 = int(np.sum(~y & ~y_alt))
-    k = len(y)
+    return pn_ps_from_counts(
+        int(np.sum(y & ~y_alt)),
+        int(np.sum(y & y_alt)),
+        int(np.sum(~y & y_alt)),
+        int(np.sum(~y & ~y_alt)),
+        method=method,
+        confidence=confidence,
+    )
+
+
+def pn_ps_from_counts(
+    n10: int, n11: int, n01: int, n00: int, *, method: str = "wilson", confidence: float = 0.95
+) -> dict[str, Any]:
+    """`paired_pn_ps` from the four pair counts (n10 = factual 1, alternative 0; ...)."""
+    k = n10 + n11 + n01 + n00
     out: dict[str, Any] = {"n_pairs": k, "n10": n10, "n11": n11, "n01": n01, "n00": n00}
     reasons = {
         "pn": "no seed where the factual arm succeeded",

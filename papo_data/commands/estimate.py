@@ -1,0 +1,57 @@
+"""`papo estimate DATASET ...`: PN / PS / PNS with intervals (or bounds) into papo/causal."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from papo_data.causal.estimate import IMPORTANCE, EstimateConfig, estimate
+from papo_data.data.dataset import check_root
+
+
+def add_parser(verbs: Any) -> None:
+    d = EstimateConfig()
+    p = verbs.add_parser(
+        "estimate",
+        help="estimate PN/PS/PNS with intervals into papo/causal",
+        description="One causal row per branched planning action and intervention. 'paired': "
+        "the factual and alternative arms share seeds, so the pair counts give PN = P(Y_a'=0 | "
+        "Y_a=1), PS = P(Y_a=1 | Y_a'=0), PNS and harm with Wilson or Clopper-Pearson intervals "
+        "(undefined ones are null). 'bounds': Tian-Pearl bounds from the arms' success rates "
+        "and the logged group (siblings matched on their actions in the window). Planning "
+        "actions whose replay arm was not exact are left out. A rerun replaces the rows of "
+        "the same method.",
+    )
+    p.add_argument("dataset", type=Path, help="dataset folder (branched)")
+    p.add_argument("--importance", choices=IMPORTANCE, default=d.importance, help="default mean")
+    p.add_argument(
+        "--method", choices=("paired", "bounds"), default=d.method, help="default paired"
+    )
+    p.add_argument(
+        "--interval", choices=("wilson", "exact"), default=d.interval, help="default wilson"
+    )
+    p.add_argument("--confidence", type=float, default=d.confidence, help="default 0.95")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_root(args.dataset)
+    cfg = EstimateConfig(
+        importance=args.importance,
+        method=args.method,
+        interval=args.interval,
+        confidence=args.confidence,
+    )
+    s = estimate(args.dataset, cfg)
+    for where in s.excluded:
+        print(f"left out (replay not exact): {where}", file=sys.stderr)
+    for reason, n in sorted(s.skipped.items()):
+        if n:
+            print(f"{n} rows without bounds: {reason}")
+    print(
+        f"{args.dataset}: {s.rows} causal rows ({cfg.method}); undefined: "
+        + ", ".join(f"{k} {v}" for k, v in s.undefined.items())
+    )
+    return 0

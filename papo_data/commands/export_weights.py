@@ -1,0 +1,58 @@
+"""`papo export-weights DATASET ...`: per-step advantage weights into papo/weights."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from papo_data.data.dataset import check_root
+from papo_data.errors import BadInput
+from papo_data.weights.export import WeightsConfig, export_weights
+
+
+def add_parser(verbs: Any) -> None:
+    d = WeightsConfig()
+    p = verbs.add_parser(
+        "export-weights",
+        help="export per-step advantage weights into papo/weights",
+        description="Exactly one row per step: weight 1 + lambda I on planning windows (I = "
+        "mean importance over the action's interventions), exactly 1 elsewhere, clipped to "
+        "[min, max], optionally renormalised to mean 1 per episode. Joins onto steps by "
+        "'index'. A rerun replaces the rows of the same --run-id.",
+    )
+    p.add_argument("dataset", type=Path, help="dataset folder (estimated)")
+    p.add_argument("--lambda", dest="lam", type=float, default=d.lam, help="default 1.0")
+    p.add_argument("--clip", default=f"{d.w_min},{d.w_max}", help="MIN,MAX (default 0.5,3.0)")
+    p.add_argument("--normalize", choices=("none", "episode"), default=d.normalize)
+    p.add_argument("--window-from", choices=("planning", "fixed"), default=d.window_from)
+    p.add_argument("--fixed-window", type=int, default=d.fixed_window, help="default 5")
+    p.add_argument("--method", default=d.method, help="causal rows to use (default paired)")
+    p.add_argument("--run-id", default=d.run_id, help="default papo")
+    p.add_argument("--out", type=Path, help="also write this run's weights to FILE.parquet")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_root(args.dataset)
+    try:
+        w_min, w_max = (float(x) for x in args.clip.split(","))
+    except ValueError:
+        raise BadInput(f"--clip must be MIN,MAX, got {args.clip!r}") from None
+    cfg = WeightsConfig(
+        lam=args.lam,
+        w_min=w_min,
+        w_max=w_max,
+        normalize=args.normalize,
+        window_from=args.window_from,
+        fixed_window=args.fixed_window,
+        method=args.method,
+        run_id=args.run_id,
+    )
+    table = export_weights(args.dataset, cfg, args.out)
+    planning = sum(table.column("is_planning").to_pylist())
+    print(
+        f"{args.dataset}: {table.num_rows} weights ({planning} steps in planning windows), "
+        f"run {cfg.run_id}" + (f"; also {args.out}" if args.out else "")
+    )
+    return 0

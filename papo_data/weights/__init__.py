@@ -1,0 +1,1 @@
+"""Per-step advantage weights from the causal importance of planning actions."""

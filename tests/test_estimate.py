@@ -1,0 +1,176 @@
+"""`papo estimate` and `papo export-weights` on a collected, segmented, branched dataset."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from papo_data import open_dataset
+from papo_data.branches.run import BranchConfig, branch
+from papo_data.causal import pn_ps_from_counts
+from papo_data.cli import main
+from papo_data.data.validate import validate
+from papo_data.planning.segment import SegmentConfig, segment
+from papo_data.sim.collect import CollectConfig, collect
+
+
+@pytest.fixture(scope="module")
+def branched(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("estimate") / "ds"
+    collect(
+        path,
+        CollectConfig(tasks=("pick-place-v3",), groups=2, group_size=4, max_steps=150),
+        workers=2,
+    )
+    segment(path, SegmentConfig(top_m=2))
+    branch(path, BranchConfig(k=4, limit=6), workers=2)
+    return path
+
+
+@pytest.fixture
+def dataset(branched: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(branched, tmp_path / "ds"))
+
+
+def causal(path: Path, method: str = "paired") -> pl.DataFrame:
+    with open_dataset(path) as ds:
+        return ds.sql("select * from causal where method = $m order by all", {"m": method})
+
+
+def test_paired_estimates_match_the_branch_counts(dataset: Path) -> None:
+    assert main(["estimate", str(dataset)]) == 0
+    assert validate(dataset) == []
+    rows = causal(dataset)
+    with open_dataset(dataset) as ds:
+        arms = ds.sql(
+            "select episode_uid, frame_index, intervention, seed, arm, success from branches "
+            "where arm <> 'replay'"
+        )
+        pairs = ds.sql("select count(distinct (episode_uid, frame_index)) n from branches")
+    assert len(rows) == pairs["n"][0] * 3  # hold, noise, sibling per planning action
+    wide = arms.pivot(on="arm", index=["episode_uid", "frame_index", "intervention", "seed"])
+    for row in rows.iter_rows(named=True):
+        mine = wide.filter(
+            (pl.col("episode_uid") == row["episode_uid"])
+            & (pl.col("frame_index") == row["frame_index"])
+            & (pl.col("intervention") == row["intervention"])
+        )
+        y, y_alt = mine["factual"].to_numpy(), mine["alternative"].to_numpy()
+        expected = pn_ps_from_counts(
+            int(np.sum(y & ~y_alt)),
+            int(np.sum(y & y_alt)),
+            int(np.sum(~y & y_alt)),
+            int(np.sum(~y & ~y_alt)),
+        )
+        assert row["n_pairs"] == len(mine) == 4
+        for name in ("pn", "ps", "pns", "harm"):
+            if np.isnan(expected[name]):
+                assert row[name] is None, name  # undefined is null, not 0
+            else:
+                assert row[name] == pytest.approx(expected[name], abs=1e-6), name
+        for name in ("pn", "ps", "pns"):
+            if row[name] is not None:
+                assert row[f"{name}_lo"] <= row[name] + 1e-6 <= row[f"{name}_hi"] + 2e-6
+        defined = [v for v in (row["pn"], row["ps"]) if v is not None]
+        if defined:
+            assert row["importance"] == pytest.approx(np.mean(defined), abs=1e-6)
+        else:
+            assert row["importance"] is None
+
+
+def test_rerun_replaces_its_method_only(dataset: Path) -> None:
+    assert main(["estimate", str(dataset)]) == 0
+    assert main(["estimate", str(dataset), "--method", "bounds"]) == 0
+    first = causal(dataset)
+    assert main(["estimate", str(dataset), "--importance", "pns"]) == 0
+    again = causal(dataset)
+    assert len(again) == len(first)
+    assert again.drop("importance").equals(first.drop("importance"))
+    assert len(causal(dataset, "bounds")) == len(first)
+    bounds = causal(dataset, "bounds").drop_nulls("pns")
+    assert ((bounds["pns_lo"] <= bounds["pns_hi"]) & (bounds["pns_lo"] >= 0)).all()
+    assert validate(dataset) == []
+
+
+def test_weights_one_row_per_step_and_exactly_one_off_planning(dataset: Path) -> None:
+    assert main(["estimate", str(dataset)]) == 0
+    out = dataset.parent / "weights.parquet"
+    assert main(["export-weights", str(dataset), "--lambda", "2", "--out", str(out)]) == 0
+    assert validate(dataset) == []
+    with open_dataset(dataset) as ds:
+        joined = ds.sql(
+            "select s.index, s.episode_uid, s.frame_index, w.weight, w.importance, "
+            "w.is_planning from steps s left join weights w using (index) order by s.index"
+        )
+        windows = ds.sql(
+            "select c.episode_uid, c.frame_index, avg(c.importance) i, max(p.window) win "
+            "from causal c join planning_actions p using (episode_uid, frame_index) "
+            "group by all"
+        )
+        n_weights = ds.sql("select count(*) n from weights")["n"][0]
+    assert n_weights == len(joined) and joined["weight"].null_count() == 0
+    off = joined.filter(~pl.col("is_planning"))
+    assert (off["weight"] == 1.0).all() and (off["importance"] == 0).all()
+    # Each planning step carries clip(1 + lambda I) of the window covering it.
+    expected = {}
+    for row in windows.iter_rows(named=True):
+        for f in range(row["frame_index"], row["frame_index"] + row["win"]):
+            key = (row["episode_uid"], f)
+            expected[key] = max(expected.get(key, 0.0), row["i"] or 0.0)
+    on = joined.filter(pl.col("is_planning"))
+    assert len(on) == len(expected)
+    for row in on.iter_rows(named=True):
+        i = expected[(row["episode_uid"], row["frame_index"])]
+        assert row["weight"] == pytest.approx(min(max(1 + 2 * i, 0.5), 3.0), abs=1e-6)
+    assert (on["weight"] > 1).any(), "some planning action should matter"
+    # The file holds the same rows as the table.
+    with open_dataset(dataset) as ds:
+        table = ds.arrow("select * from weights order by index")
+    assert pq.read_table(out).to_pylist() == table.to_pylist()
+
+
+def test_episode_normalisation_gives_mean_one(dataset: Path) -> None:
+    assert main(["estimate", str(dataset)]) == 0
+    args = ["export-weights", str(dataset), "--normalize", "episode", "--run-id", "norm"]
+    assert main(args) == 0
+    assert main([*args[:-1], "norm"]) == 0  # a rerun replaces, never duplicates
+    with open_dataset(dataset) as ds:
+        means = ds.sql("select episode_uid, avg(weight) m, count(*) n from weights group by all")
+        steps = ds.sql("select count(*) n from steps")["n"][0]
+    assert means["n"].sum() == steps
+    assert np.allclose(means["m"].to_numpy(), 1.0, atol=1e-5)
+    assert validate(dataset) == []
+
+
+@pytest.mark.parametrize(
+    ("verb", "args", "message"),
+    [
+        ("export-weights", [], "no causal rows of method 'paired'"),
+        ("export-weights", ["--clip", "2,3"], "--clip must satisfy 0 <= min <= 1 <= max"),
+        ("export-weights", ["--clip", "a"], "--clip must be MIN,MAX"),
+        ("export-weights", ["--lambda", "-1"], "--lambda must be a number >= 0"),
+        ("export-weights", ["--out", "w.csv"], "give a .parquet file"),
+        ("estimate", ["--confidence", "1.5"], "--confidence must be in (0, 1)"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    dataset: Path, verb: str, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([verb, str(dataset), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not list(dataset.glob("papo/weights/*")) and not list(dataset.glob("papo/causal/*"))
+
+
+def test_estimate_without_branches_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ds"
+    collect(path, CollectConfig(tasks=("reach-v3",), groups=1, group_size=2, max_steps=30))
+    assert main(["estimate", str(path)]) == 2
+    assert "run 'papo branch' first" in capsys.readouterr().err
