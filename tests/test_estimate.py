@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def causal(path: Path, method: str = "paired") -> pl.DataFrame:
 
 
 def test_paired_estimates_match_the_branch_counts(dataset: Path) -> None:
-    assert main(["estimate", str(dataset)]) == 0
+    assert main(["estimate", str(dataset), "--no-dowhy"]) == 0
     assert validate(dataset) == []
     rows = causal(dataset)
     with open_dataset(dataset) as ds:
@@ -84,10 +85,10 @@ def test_paired_estimates_match_the_branch_counts(dataset: Path) -> None:
 
 
 def test_rerun_replaces_its_method_only(dataset: Path) -> None:
-    assert main(["estimate", str(dataset)]) == 0
-    assert main(["estimate", str(dataset), "--method", "bounds"]) == 0
+    assert main(["estimate", str(dataset), "--no-dowhy"]) == 0
+    assert main(["estimate", str(dataset), "--method", "bounds", "--no-dowhy"]) == 0
     first = causal(dataset)
-    assert main(["estimate", str(dataset), "--importance", "pns"]) == 0
+    assert main(["estimate", str(dataset), "--importance", "pns", "--no-dowhy"]) == 0
     again = causal(dataset)
     assert len(again) == len(first)
     assert again.drop("importance").equals(first.drop("importance"))
@@ -98,7 +99,7 @@ def test_rerun_replaces_its_method_only(dataset: Path) -> None:
 
 
 def test_weights_one_row_per_step_and_exactly_one_off_planning(dataset: Path) -> None:
-    assert main(["estimate", str(dataset)]) == 0
+    assert main(["estimate", str(dataset), "--no-dowhy"]) == 0
     out = dataset.parent / "weights.parquet"
     assert main(["export-weights", str(dataset), "--lambda", "2", "--out", str(out)]) == 0
     assert validate(dataset) == []
@@ -135,7 +136,7 @@ def test_weights_one_row_per_step_and_exactly_one_off_planning(dataset: Path) ->
 
 
 def test_episode_normalisation_gives_mean_one(dataset: Path) -> None:
-    assert main(["estimate", str(dataset)]) == 0
+    assert main(["estimate", str(dataset), "--no-dowhy"]) == 0
     args = ["export-weights", str(dataset), "--normalize", "episode", "--run-id", "norm"]
     assert main(args) == 0
     assert main([*args[:-1], "norm"]) == 0  # a rerun replaces, never duplicates
@@ -174,3 +175,42 @@ def test_estimate_without_branches_exits_2(
     collect(path, CollectConfig(tasks=("reach-v3",), groups=1, group_size=2, max_steps=30))
     assert main(["estimate", str(path)]) == 2
     assert "run 'papo branch' first" in capsys.readouterr().err
+
+
+def test_amortized_model_predicts_the_unaudited_and_dowhy_reports(
+    branched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from papo_data.causal.amortized import audited
+
+    path = Path(shutil.copytree(branched, tmp_path / "ds"))
+    branch(path, BranchConfig(k=2, interventions=("hold",)))  # all 16 planning actions
+    assert main(["estimate", str(path), "--amortize", "--audit-fraction", "0.7"]) == 0
+    out = capsys.readouterr().out
+    assert "cross-validated MAE" in out and "dowhy metaworld/pick-place-v3" in out
+    with open_dataset(path) as ds:
+        predicted = ds.sql("select * from causal where method = 'amortized'")
+        actions = ds.sql("select episode_uid, frame_index from planning_actions")
+    outside = {(u, f) for u, f in actions.iter_rows() if not audited(u, f, 0.7)}
+    assert outside, "the hash should leave some planning actions out of the audit set"
+    assert set(predicted.select("episode_uid", "frame_index").iter_rows()) == outside
+    assert predicted["importance"].is_between(0, 1).all()
+    assert predicted["pn"].null_count() == len(predicted)
+    report = json.loads((path / "papo" / "reports" / "dowhy.json").read_text())
+    assert [e["task"] for e in report] == ["metaworld/pick-place-v3"]
+    assert set(report[0]["refuters"]) == {
+        "placebo_treatment_refuter",
+        "random_common_cause",
+        "data_subset_refuter",
+    }
+    assert report[0]["gap"] == pytest.approx(
+        report[0]["observational_effect"] - report[0]["branch_effect"]
+    )
+    assert main(["export-weights", str(path)]) == 0
+    assert validate(path) == []
+
+
+def test_amortize_needs_enough_branched_actions(
+    dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["estimate", str(dataset), "--amortize", "--audit-fraction", "0.5"]) == 2
+    assert "need at least 10" in capsys.readouterr().err

@@ -29,6 +29,7 @@ from papo_data.branches.engine import (
     branch_uid,
     run_job,
 )
+from papo_data.causal.amortized import audited
 from papo_data.data.dataset import Dataset
 from papo_data.data.sqlfiles import sql_text
 from papo_data.data.writer import DatasetWriter
@@ -60,6 +61,9 @@ class BranchConfig:
     """Root seed of the branch seeds."""
     limit: int | None = None
     """Branch at most this many planning actions (in episode, frame order)."""
+    audit_fraction: float = 1.0
+    """Branch only this hashed share of planning actions (the audit set of the amortised
+    importance model, `papo estimate --amortize`)."""
 
     def check(self) -> None:
         unknown = [i for i in self.interventions if i not in INTERVENTIONS]
@@ -82,6 +86,8 @@ class BranchConfig:
             raise BadInput(f"--limit must be >= 0, got {self.limit}")
         if self.seed < 0:
             raise BadInput(f"--seed must be >= 0, got {self.seed}")
+        if not 0 < self.audit_fraction <= 1:
+            raise BadInput(f"--audit-fraction must be in (0, 1], got {self.audit_fraction}")
 
     @property
     def n_seeds(self) -> int:
@@ -257,6 +263,12 @@ def branch(
                 {"detector": cfg.detector, "limit": cfg.limit if cfg.limit is not None else 2**62},
             ).to_pylist()
             horizon = _horizon(ds, papo, env.max_steps)
+        if cfg.audit_fraction < 1:
+            targets = [
+                t
+                for t in targets
+                if audited(t["episode_uid"], t["frame_index"], cfg.audit_fraction)
+            ]
         if not targets:
             raise BadInput(
                 f"{path}: no planning actions of detector {cfg.detector!r}; "

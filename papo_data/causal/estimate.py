@@ -10,6 +10,7 @@ state, is the covariate stratum. The `pn`/`ps`/`pns` of a bounds row is the boun
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,8 +20,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from papo_data.causal.amortized import AmortizedResult, amortize, audited
 from papo_data.causal.bounds import tian_pearl_bounds
 from papo_data.causal.paired import METHODS, pn_ps_from_counts
+from papo_data.data import commit
 from papo_data.data.dataset import Dataset
 from papo_data.data.sqlfiles import sql_text
 from papo_data.data.writer import DatasetWriter
@@ -40,6 +43,14 @@ class EstimateConfig:
     interval: str = "wilson"
     """wilson | exact (Clopper-Pearson)."""
     confidence: float = 0.95
+    amortize: bool = False
+    """Also predict the importance of planning actions outside the audit set (scikit-learn
+    model trained on the audit set's branched importance; method 'amortized')."""
+    audit_fraction: float = 1.0
+    """Hashed share of planning actions whose branches count as truth (see papo branch)."""
+    dowhy: bool = True
+    """Write the per-task DoWhy report (observational effect, refuters, gap to branches) to
+    papo/reports/dowhy.json."""
 
     def check(self) -> None:
         if self.importance not in IMPORTANCE:
@@ -50,6 +61,8 @@ class EstimateConfig:
             raise BadInput(f"--interval must be one of {', '.join(METHODS)}")
         if not 0 < self.confidence < 1:
             raise BadInput(f"--confidence must be in (0, 1), got {self.confidence}")
+        if not 0 < self.audit_fraction <= 1:
+            raise BadInput(f"--audit-fraction must be in (0, 1], got {self.audit_fraction}")
 
 
 def importance(row: dict[str, Any], how: str) -> float:
@@ -155,6 +168,8 @@ class EstimateSummary:
     excluded: list[str]
     skipped: dict[str, int] = field(default_factory=dict)
     undefined: dict[str, int] = field(default_factory=dict)
+    amortized: AmortizedResult | None = None
+    dowhy: list[dict[str, Any]] = field(default_factory=list)
 
 
 def estimate_table(ds: Dataset, cfg: EstimateConfig) -> tuple[pa.Table, EstimateSummary]:
@@ -191,6 +206,28 @@ def estimate_table(ds: Dataset, cfg: EstimateConfig) -> tuple[pa.Table, Estimate
     return table, EstimateSummary(len(rows), excluded, skipped, undefined)
 
 
+def _amortize(ds: Dataset, detector: str, table: pa.Table, cfg: EstimateConfig) -> AmortizedResult:
+    """Train on the audit set's importance (mean over interventions, undefined = 0)."""
+    per_action: dict[tuple[str, int], list[float]] = {}
+    for r in table.to_pylist():
+        if audited(r["episode_uid"], r["frame_index"], cfg.audit_fraction):
+            value = r["importance"]
+            per_action.setdefault((r["episode_uid"], r["frame_index"]), []).append(value or 0.0)
+    truth = {k: float(np.mean(v)) for k, v in per_action.items()}
+    try:
+        return amortize(ds, detector, truth)
+    except ValueError as e:
+        raise BadInput(f"{ds.root}: --amortize: {e}") from None
+
+
+def _dowhy(ds: Dataset) -> list[dict[str, Any]]:
+    """DoWhy per task, next to the branches' effect of the hold intervention."""
+    from papo_data.causal.observational import dowhy_report
+
+    effects = ds.arrow(sql_text(__file__, "branch_effect.sql")).to_pylist()
+    return dowhy_report(ds, {r["env_id"]: r["effect"] for r in effects})
+
+
 def estimate(path: Path, cfg: EstimateConfig) -> EstimateSummary:
     """Write the causal rows of `cfg.method`, replacing that method's previous rows."""
     cfg.check()
@@ -198,6 +235,21 @@ def estimate(path: Path, cfg: EstimateConfig) -> EstimateSummary:
         with Dataset(path) as ds:
             table, summary = estimate_table(ds, cfg)
         writer.write_sidecar("causal", table, replace={"method": cfg.method})
+        if cfg.amortize:
+            detector = writer.info.get("papo", {}).get("branch", {}).get("detector", "joint")
+            with Dataset(path) as ds:
+                summary.amortized = _amortize(ds, detector, table, cfg)
+            writer.write_sidecar(
+                "causal",
+                pa.Table.from_pylist(summary.amortized.rows),
+                replace={"method": "amortized"},
+            )
+        if cfg.dowhy:
+            with Dataset(path) as ds:
+                summary.dowhy = _dowhy(ds)
+            report = path / "papo" / "reports" / "dowhy.json"
+            report.parent.mkdir(parents=True, exist_ok=True)
+            commit.write_atomic_bytes(json.dumps(summary.dowhy, indent=2).encode(), report)
         done = writer.info.get("papo", {}).get("estimate", {})
         writer.update_papo(estimate={**done, cfg.method: vars(cfg)})
     return summary

@@ -57,6 +57,13 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="root seed of branch seeds")
     p.add_argument("--limit", type=int, help="branch at most N planning actions")
     p.add_argument(
+        "--audit-fraction",
+        type=float,
+        default=d.audit_fraction,
+        help="branch only this hashed share of planning actions; 'papo estimate --amortize' "
+        "predicts the rest (default 1.0)",
+    )
+    p.add_argument(
         "--commit-every",
         type=int,
         default=16,
@@ -81,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         adaptive_step=args.adaptive_step,
         seed=args.seed,
         limit=args.limit,
+        audit_fraction=args.audit_fraction,
     )
     bars: list[tqdm] = []
 

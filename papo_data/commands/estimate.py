@@ -33,6 +33,24 @@ def add_parser(verbs: Any) -> None:
         "--interval", choices=("wilson", "exact"), default=d.interval, help="default wilson"
     )
     p.add_argument("--confidence", type=float, default=d.confidence, help="default 0.95")
+    p.add_argument(
+        "--amortize",
+        action="store_true",
+        help="predict the importance of planning actions outside the audit set with a "
+        "scikit-learn model trained on the audit set (reports its cross-validated error)",
+    )
+    p.add_argument(
+        "--audit-fraction",
+        type=float,
+        default=d.audit_fraction,
+        help="hashed share of planning actions used as truth (default 1.0; match papo branch)",
+    )
+    p.add_argument(
+        "--no-dowhy",
+        dest="dowhy",
+        action="store_false",
+        help="skip the DoWhy report (papo/reports/dowhy.json)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -43,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
         method=args.method,
         interval=args.interval,
         confidence=args.confidence,
+        amortize=args.amortize,
+        audit_fraction=args.audit_fraction,
+        dowhy=args.dowhy,
     )
     s = estimate(args.dataset, cfg)
     for where in s.excluded:
@@ -50,6 +71,26 @@ def run(args: argparse.Namespace) -> int:
     for reason, n in sorted(s.skipped.items()):
         if n:
             print(f"{n} rows without bounds: {reason}")
+    if s.amortized:
+        a = s.amortized
+        print(
+            f"amortized: trained on {a.n_train} branched planning actions, predicted "
+            f"{len(a.rows)}; cross-validated MAE {a.cv_mae:.3f} (predicting the mean: "
+            f"{a.baseline_mae:.3f})"
+        )
+    for entry in s.dowhy:
+        if "observational_effect" in entry:
+            branch = entry.get("branch_effect")
+            print(
+                f"dowhy {entry['task']}: observational effect {entry['observational_effect']:+.3f}"
+                + (
+                    f", branches {branch:+.3f}, gap {entry['gap']:+.3f}"
+                    if branch is not None
+                    else ""
+                )
+            )
+        else:
+            print(f"dowhy {entry['task']}: {entry['error']}")
     print(
         f"{args.dataset}: {s.rows} causal rows ({cfg.method}); undefined: "
         + ", ".join(f"{k} {v}" for k, v in s.undefined.items())

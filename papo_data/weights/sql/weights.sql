@@ -2,9 +2,18 @@
 -- exactly 1 elsewhere; optionally renormalised to mean 1 per episode. I of a planning action is
 -- the mean importance over its interventions (estimate method $method); a window whose I is
 -- undefined counts as planning with I = 0. Overlapping windows take the larger I.
-WITH importance AS (
+WITH chosen AS (
+    SELECT episode_uid, frame_index, importance FROM causal WHERE method = $method
+),
+importance AS (  -- planning actions without rows of $method fall back to amortized predictions
     SELECT episode_uid, frame_index, coalesce(avg(importance), 0) AS importance
-    FROM causal WHERE method = $method
+    FROM (
+        SELECT * FROM chosen
+        UNION ALL
+        SELECT episode_uid, frame_index, importance FROM causal
+        WHERE method = 'amortized' AND $method <> 'amortized'
+          AND (episode_uid, frame_index) NOT IN (SELECT (episode_uid, frame_index) FROM chosen)
+    )
     GROUP BY ALL
 ),
 windows AS (

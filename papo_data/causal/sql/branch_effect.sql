@@ -1,0 +1,10 @@
+-- Interventional effect of each task's planning actions measured by the branches:
+-- P(y_x) - P(y_x') of the hold intervention, averaged over planning actions.
+SELECT e.env_id, avg(f.y - a.y) AS effect
+FROM (SELECT episode_uid, frame_index, avg(success::INTEGER) AS y FROM branches
+      WHERE arm = 'factual' AND intervention = 'hold' GROUP BY ALL) f
+JOIN (SELECT episode_uid, frame_index, avg(success::INTEGER) AS y FROM branches
+      WHERE arm = 'alternative' AND intervention = 'hold' GROUP BY ALL) a
+  USING (episode_uid, frame_index)
+JOIN episodes e USING (episode_uid)
+GROUP BY e.env_id
