@@ -13,6 +13,7 @@ experiments and the joint P(X, Y) from observation (DESIGN §3):
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 Bounds = dict[str, tuple[float, float]]
@@ -22,7 +23,7 @@ TOL = 1e-9
 def _check(p_y_do_x: float, p_y_do_xp: float, joint: Sequence[float]) -> None:
     names = ("p_y_do_x", "p_y_do_xp", "p_xy", "p_xyp", "p_xpy", "p_xpyp")
     for name, p in zip(names, (p_y_do_x, p_y_do_xp, *joint), strict=True):
-        if not (isinstance(p, int | float) and math.isfinite(p) and -TOL <= p <= 1 + TOL):
+        if not (isinstance(p, numbers.Real) and math.isfinite(p) and -TOL <= p <= 1 + TOL):
             raise ValueError(f"{name} = {p!r} is not a probability in [0, 1]")
     if abs(sum(joint) - 1) > 1e-6:
         raise ValueError(
@@ -75,11 +76,15 @@ def tian_pearl_bounds(
 
 
 def _clip(bounds: tuple[float, float]) -> tuple[float, float]:
-    """Into [0, 1] and lo <= hi, undoing float rounding at the edges only."""
+    """Into [0, 1] and lo <= hi, undoing float rounding only (a pinned value computed two ways
+    can differ in the last bit; compatible inputs never give a real lo > hi)."""
     lo, hi = bounds
     if math.isnan(lo):
         return bounds
-    return (min(max(lo, 0.0), 1.0), min(max(hi, 0.0), 1.0))
+    lo, hi = min(max(lo, 0.0), 1.0), min(max(hi, 0.0), 1.0)
+    if lo > hi:
+        lo = hi = (lo + hi) / 2
+    return (lo, hi)
 
 
 def stratified_bounds(strata: Sequence[tuple[float, Sequence[float]]]) -> Bounds:

@@ -59,6 +59,8 @@ def pn_ps_from_counts(
     n10: int, n11: int, n01: int, n00: int, *, method: str = "wilson", confidence: float = 0.95
 ) -> dict[str, Any]:
     """`paired_pn_ps` from the four pair counts (n10 = factual 1, alternative 0; ...)."""
+    if min(n10, n11, n01, n00) < 0:
+        raise ValueError(f"pair counts must be >= 0, got {(n10, n11, n01, n00)}")
     k = n10 + n11 + n01 + n00
     out: dict[str, Any] = {"n_pairs": k, "n10": n10, "n11": n11, "n01": n01, "n00": n00}
     reasons = {
