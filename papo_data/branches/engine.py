@@ -186,7 +186,7 @@ def run_job(job: Job, env: EnvAdapter) -> JobResult:
     replay_exact: bool | None = None
     if job.need_replay:
         out, exact = _replay(env, job, start)
-        replay_exact = reach_exact and exact
+        replay_exact = bool(reach_exact and exact)
         simulated += out.length
         add(REPLAY, "replay", 0, out, replay_exact)
 
