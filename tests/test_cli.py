@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from papo_data import open_dataset
 from papo_data.cli import main
 
 DESIGN_VERBS = [
@@ -117,8 +118,24 @@ def test_parquet_needs_out(small_dataset: Path) -> None:
 
 
 def test_demo_builds_validates_and_queries(tmp_path: Path) -> None:
-    out = run("demo", "--out", str(tmp_path / "demo"), "--groups", "2", "--group-size", "3")
+    out = run(
+        "demo",
+        "--out",
+        str(tmp_path / "demo"),
+        "--groups",
+        "2",
+        "--group-size",
+        "3",
+        "--branch-k",
+        "2",
+        "--branch-limit",
+        "2",
+    )
     assert out.returncode == 0, out.stderr
     assert "valid" in out.stdout and "success_rate" in out.stdout
+    assert "causal rows (paired)" in out.stdout and "weights (" in out.stdout
+    with open_dataset(tmp_path / "demo") as ds:
+        counts = ds.sql("select (select count(*) from weights) w, (select count(*) from steps) s")
+    assert counts["w"][0] == counts["s"][0] > 0
     again = run("demo", "--out", str(tmp_path / "demo"))
     assert again.returncode == 2 and "not an empty folder" in again.stderr

@@ -25,10 +25,11 @@ QUERIES = [
 def add_parser(verbs: Any) -> None:
     p = verbs.add_parser(
         "demo",
-        help="collect a small real dataset, validate it and query it",
-        description="The pipeline so far on a small scale: 'papo collect' of a noisy scripted "
+        help="the pipeline on a small real dataset: collect, segment, branch, estimate, weights",
+        description="The pipeline on a small scale: 'papo collect' of a noisy scripted "
         "expert on Meta-World pick-place-v3 (groups of rollouts from shared initial states, "
-        "with simulator checkpoints), then 'papo validate' and a few 'papo sql' queries.",
+        "with simulator checkpoints), 'papo validate', a few 'papo sql' queries, then "
+        "'papo segment', 'papo branch', 'papo estimate' and 'papo export-weights'.",
     )
     p.add_argument(
         "--out", type=Path, default=Path("papo-demo"), help="dataset folder (default papo-demo)"
@@ -38,6 +39,10 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("--group-size", type=int, default=6, help="rollouts per group (default 6)")
     p.add_argument("--workers", type=int, default=2, help="simulation processes (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--branch-k", type=int, default=8, help="seeds per planning action (default 8)")
+    p.add_argument(
+        "--branch-limit", type=int, default=12, help="planning actions to branch (default 12)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace --out if it is a papo dataset")
     p.set_defaults(handler=run)
 
@@ -68,4 +73,40 @@ def run(args: argparse.Namespace) -> int:
         for query in QUERIES:
             print(f'\npapo sql {out} "{query}"')
             print(ds.sql(query))
+    return _pipeline(out, args)
+
+
+def _pipeline(out: Path, args: argparse.Namespace) -> int:
+    """The stages after collection, each through its own command."""
+    from papo_data.cli import main
+
+    steps = [
+        ["segment", str(out)],
+        [
+            "branch",
+            str(out),
+            "--k",
+            str(args.branch_k),
+            "--limit",
+            str(args.branch_limit),
+            "--workers",
+            str(args.workers),
+        ],
+        ["estimate", str(out)],
+        ["export-weights", str(out)],
+        ["validate", str(out)],
+    ]
+    for argv in steps:
+        print("\npapo " + " ".join(argv))
+        code = main(argv)
+        if code:
+            return code
+    with open_dataset(out) as ds, pl.Config(tbl_rows=20, tbl_cols=-1):
+        query = (
+            "select episode_uid, frame_index, intervention, n_pairs, pn, ps, importance "
+            "from causal order by importance desc nulls last limit 8"
+        )
+        print(f'\npapo sql {out} "{query}"')
+        print(ds.sql(query))
+    print(f"\nEverything is in {out}/ (papo/planning_actions, branches, causal, weights).")
     return 0
