@@ -59,18 +59,49 @@ class SegmentConfig:
             raise BadInput(f"--seed must be >= 0, got {self.seed}")
 
 
-def _params(ds: Dataset, cfg: SegmentConfig) -> dict[str, object]:
-    names = ds.info.get("papo", {}).get("action_names") or [
-        f"a{i}" for i in range(ds.dims["action_dim"])
-    ]
+def _dims(ds: Dataset) -> tuple[list[int], int | None, int]:
+    """1-based continuous dims, the gripper dim (or None) and the number of dims."""
+    n_dims = ds.dims["action_dim"]
+    names = ds.info.get("papo", {}).get("action_names") or [f"a{i}" for i in range(n_dims)]
     grip = [i + 1 for i, n in enumerate(names) if "gripper" in n]
     cont = [i + 1 for i, n in enumerate(names) if "gripper" not in n]
     if not cont:
         raise BadInput(f"{ds.root}: meta/info.json: no continuous action dims in {names}")
+    return cont, grip[0] if grip else None, n_dims
+
+
+def _step_scores_sql(ds: Dataset) -> str:
+    """step_scores.sql with its per-dim slots filled: one column per action dim."""
+    cont, grip, n_dims = _dims(ds)
+    dims = range(1, n_dims + 1)
+
+    def contrast_term(d: int) -> str:
+        var = f"ok.sxx{d} - ok.sx{d} * ok.sx{d} / ok.n + ko.sxx{d} - ko.sx{d} * ko.sx{d} / ko.n"
+        mean_gap = f"power(ok.sx{d} / ok.n - ko.sx{d} / ko.n, 2)"
+        return f"{mean_gap} / (({var}) / greatest(ok.n + ko.n - 2, 1) + 0.01)"
+
+    return sql_text(__file__, "step_scores.sql").format(
+        extract=", ".join(f"action[{d}] AS x{d}" for d in dims),
+        means=", ".join(
+            f"avg(x{k}) OVER before AS b{k}, avg(x{k}) OVER after AS a{k}" for k in cont
+        ),
+        switch=f"coalesce(abs(x{grip} - lag(x{grip}) OVER o) > 0.5, false)" if grip else "false",
+        before=", ".join(f"b{k}" for k in cont),
+        after=", ".join(f"a{k}" for k in cont),
+        sums=", ".join(
+            f"sum(s.action[{d}]::DOUBLE) AS sx{d}, sum(s.action[{d}]::DOUBLE ^ 2) AS sxx{d}"
+            for d in dims
+        ),
+        pooled=", ".join(
+            f"sum(sx{d}) OVER win AS sx{d}, sum(sxx{d}) OVER win AS sxx{d}" for d in dims
+        ),
+        terms=" + ".join(contrast_term(d) for d in dims),
+        n_dims=n_dims,
+    )
+
+
+def _query_params(cfg: SegmentConfig) -> dict[str, object]:
     return {
-        "cont": cont,
-        "grip": grip[0] if grip else None,
-        "n_dims": ds.dims["action_dim"],
         "w": cfg.window,
         "beta": cfg.beta,
         "switch_weight": cfg.switch_weight,
@@ -79,10 +110,16 @@ def _params(ds: Dataset, cfg: SegmentConfig) -> dict[str, object]:
     }
 
 
+def _params(ds: Dataset, cfg: SegmentConfig) -> dict[str, object]:
+    """Query parameters plus the action dims (the analyses' SQL variants read these)."""
+    cont, grip, n_dims = _dims(ds)
+    return _query_params(cfg) | {"cont": cont, "grip": grip, "n_dims": n_dims}
+
+
 def step_scores(ds: Dataset, cfg: SegmentConfig) -> pa.Table:
-    """Every step's variation, outcome and detector score (frame >= 1), as Arrow."""
+    """Every step's variation, outcome and detector score (full windows only), as Arrow."""
     cfg.check()
-    return ds.arrow(sql_text(__file__, "step_scores.sql"), _params(ds, cfg))
+    return ds.arrow(_step_scores_sql(ds), _query_params(cfg))
 
 
 def detect(ds: Dataset, cfg: SegmentConfig) -> pa.Table:
@@ -90,11 +127,11 @@ def detect(ds: Dataset, cfg: SegmentConfig) -> pa.Table:
     cfg.check()
     query = (
         "WITH step_scores AS (\n"
-        + sql_text(__file__, "step_scores.sql")
+        + _step_scores_sql(ds)
         + "\n)\n"
         + sql_text(__file__, "planning_actions.sql")
     )
-    params = _params(ds, cfg) | {"threshold": cfg.threshold, "top_m": cfg.top_m}
+    params = _query_params(cfg) | {"threshold": cfg.threshold, "top_m": cfg.top_m}
     return ds.arrow(query, params)
 
 
