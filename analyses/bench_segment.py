@@ -21,16 +21,15 @@ subprocess so that its peak resident set (`ru_maxrss`) is its own:
 - `detect`: `detect(ds, SegmentConfig(detector="joint"))`, the package SQL alone, to Arrow;
 - `pandas`: a straightforward pandas version of the same joint detector (pyarrow read, then
   groupby / rolling / shift), checked against the SQL result on the small replica;
-- `proposed`: a rewrite of step_scores.sql + planning_actions.sql kept in this script (not the
-  package's SQL), checked to give the same rows, to measure what the proposed changes buy.
+(A `proposed` SQL rewrite measured here at 0cf192c became the package SQL at 40059e9.)
 
 pandas is timed on the full dataset when its time predicted from the small replica fits
 `--pandas-budget`; otherwise it is timed on a `--pandas-steps` replica (with `segment` on the
 same replica) and extrapolated linearly, and the output says so. `--profile` adds DuckDB's
-per-operator CPU time of the package SQL and of the proposed SQL on that replica.
+per-operator CPU time of the package SQL on that replica.
 
 Prints a markdown report and writes it to `--out-md`; exits 1 if a replica is invalid or the
-SQL, pandas and proposed detectors disagree, 0 otherwise (met goals or not: it is a measurement).
+SQL and pandas detectors disagree, 0 otherwise (met goals or not: it is a measurement).
 
     .venv/bin/python analyses/bench_segment.py --out-md /tmp/bench_segment.md --profile
 """
@@ -86,7 +85,7 @@ PANDAS_GOAL = 10.0
 AGREEMENT_GOAL = 0.999
 """Share of identical planning actions (Jaccard) below which the run fails."""
 CFG = SegmentConfig(detector="joint")
-VARIANTS = ("scan", "segment", "detect", "pandas", "proposed")
+VARIANTS = ("scan", "segment", "detect", "pandas")
 
 # The columns step_scores.sql reads, each aggregated so that every value is read.
 SCAN_SQL = """
@@ -372,165 +371,15 @@ def agreement(sql: pd.DataFrame, other: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-# -- the proposed SQL ------------------------------------------------------------------------
-PROPOSED_SQL = """
--- Proposed rewrite of step_scores.sql + planning_actions.sql (same rows, see the docstring of
--- proposed_sql). Per-dim columns are generated from the action names.
-WITH ep AS MATERIALIZED (  -- integer group keys: no string hashing per step
-    SELECT episode_index, episode_uid, length, success,
-           dense_rank() OVER (ORDER BY group_id) AS g
-    FROM episodes
-),
-means AS (  -- steps alone, scalars only through the sort: mean of each dim before / from t
-    SELECT episode_index, frame_index, {means},
-           coalesce(abs(x{grip} - lag(x{grip}) OVER o) > 0.5, false) AS switch
-    FROM (SELECT episode_index, frame_index, {extract} FROM steps)
-    WINDOW o AS (PARTITION BY episode_index ORDER BY frame_index),
-           before AS (o ROWS BETWEEN $w PRECEDING AND 1 PRECEDING),
-           after AS (o ROWS BETWEEN CURRENT ROW AND $w - 1 FOLLOWING)
-    -- a full window on both sides: w <= t and step t + w - 1 exists (t <= length - w)
-    QUALIFY frame_index >= $w AND lead(frame_index, $w - 1) OVER o IS NOT NULL
-),
-change AS (
-    SELECT episode_index, frame_index, switch,
-           list_distance([{before}], [{after}]) AS delta,
-           1 - coalesce(nullif(list_cosine_similarity([{before}], [{after}]), 'nan'::FLOAT), 1)
-             AS theta
-    FROM means
-),
-variation AS (  -- robust z-scores as window aggregates: no GROUP BY + join, change read once
-    SELECT episode_index, frame_index,
-           ((delta - median(delta) OVER e) / (1.4826 * mad(delta) OVER e + 1e-6)
-            + (theta - median(theta) OVER e) / (1.4826 * mad(theta) OVER e + 1e-6)) / 2
-             + $switch_weight * switch::INTEGER AS v
-    FROM change
-    WINDOW e AS (PARTITION BY episode_index)
-),
-mixed AS (
-    SELECT g FROM ep GROUP BY g HAVING bool_or(success) AND NOT bool_and(success)
-),
-per_frame AS (  -- one row per group, outcome and frame; the dims are columns
-    SELECT e.g, s.frame_index, e.success, count(*) AS n, {sums}
-    FROM steps s JOIN ep e USING (episode_index)
-    SEMI JOIN mixed USING (g)
-    GROUP BY ALL
-),
-aligned AS (  -- frames are contiguous per episode (validate checks it): ROWS = RANGE here
-    SELECT g, frame_index, success, sum(n) OVER win AS n, {pooled}
-    FROM per_frame
-    WINDOW win AS (PARTITION BY g, success ORDER BY frame_index
-                   ROWS BETWEEN $w PRECEDING AND $w FOLLOWING)
-),
-contrast AS (
-    SELECT g, frame_index, sqrt(({terms}) / {n_dims}) AS o
-    FROM (SELECT * FROM aligned WHERE success) ok
-    JOIN (SELECT * FROM aligned WHERE NOT success) ko USING (g, frame_index)
-),
-step_scores AS (
-    SELECT v.episode_index, v.frame_index, v.v AS variation_score,
-           CASE WHEN m.g IS NOT NULL THEN coalesce(c.o, 0) END AS outcome_score,
-           CASE $detector
-               WHEN 'variation' THEN greatest(v.v, 0)
-               WHEN 'outcome' THEN CASE WHEN m.g IS NOT NULL THEN coalesce(c.o, 0) END
-               WHEN 'joint' THEN greatest(v.v, 0) * (1 + $beta * coalesce(c.o, 0))
-               WHEN 'random' THEN (md5_number(concat($seed, '/', e.episode_uid, '/',
-                                                     v.frame_index)) % 1000000007)::DOUBLE
-                                  / 1000000007
-           END AS score
-    FROM variation v
-    JOIN ep e USING (episode_index)
-    LEFT JOIN mixed m ON m.g = e.g
-    LEFT JOIN contrast c ON c.g = e.g AND c.frame_index = v.frame_index
-),
-peaks AS (
-    SELECT *, row_number() OVER (PARTITION BY episode_index
-                                 ORDER BY score DESC, frame_index) AS rank
-    FROM (
-        SELECT *,
-               max(score) OVER (o ROWS BETWEEN $w PRECEDING AND 1 PRECEDING) AS best_before,
-               max(score) OVER (o ROWS BETWEEN CURRENT ROW AND $w FOLLOWING) AS best_from
-        FROM step_scores
-        WHERE score IS NOT NULL
-        WINDOW o AS (PARTITION BY episode_index ORDER BY frame_index)
-    )
-    WHERE score = best_from AND score > coalesce(best_before, '-inf'::DOUBLE)
-      AND score > $threshold
-    QUALIFY rank <= $top_m
-)
-SELECT e.episode_uid, p.frame_index,  -- strings joined back for the few rows kept
-       least($w, e.length - p.frame_index)::INTEGER AS window,
-       p.variation_score::FLOAT AS variation_score,
-       p.outcome_score::FLOAT AS outcome_score,
-       p.score::FLOAT AS score,
-       p.rank::INTEGER AS rank,
-       $detector AS detector
-FROM peaks p JOIN ep e USING (episode_index)
-ORDER BY e.episode_uid, p.frame_index
-"""
-
-
-def proposed_sql(ds: Dataset, cfg: SegmentConfig) -> tuple[str, dict[str, Any]]:
-    """The proposed detector query and its parameters. Changes from the package SQL:
-    1. per-dim `avg() OVER` windows on scalar columns instead of `list() OVER` windows and
-       `list_transform` lambdas over lists of lists (the per-dim columns are generated here
-       from the action names, the one piece of templating);
-    2. only integers and floats go through the step-level sorts (`episode_uid`, `group_id`,
-       `length` are joined back by integer keys; groups get a dense integer key);
-    3. median / MAD per episode as window aggregates, so `change` is computed once (the
-       package's `robust` GROUP BY plus join evaluates the list lambdas twice);
-    4. the outcome contrast keeps the dims as columns: one row per (group, outcome, frame)
-       instead of a CROSS JOIN over dims (n_dims times fewer rows to group and window), and
-       ROWS frames instead of RANGE (frames are contiguous per episode)."""
-    p = segment_module._params(ds, cfg)
-    n_dims, cont = p["n_dims"], p["cont"]
-    dims = range(1, n_dims + 1)
-    grip = p["grip"]
-
-    def term(d: int) -> str:
-        var = f"ok.sxx{d} - ok.sx{d} * ok.sx{d} / ok.n + ko.sxx{d} - ko.sx{d} * ko.sx{d} / ko.n"
-        return (
-            f"power(ok.sx{d} / ok.n - ko.sx{d} / ko.n, 2)"
-            f" / (({var}) / greatest(ok.n + ko.n - 2, 1) + 0.01)"
-        )
-
-    text = PROPOSED_SQL.format(
-        extract=", ".join(f"action[{d}] AS x{d}" for d in dims),
-        means=", ".join(
-            f"avg(x{k}) OVER before AS b{k}, avg(x{k}) OVER after AS a{k}" for k in cont
-        ),
-        grip=grip if grip is not None else "NULL",
-        before=", ".join(f"b{k}" for k in cont),
-        after=", ".join(f"a{k}" for k in cont),
-        sums=", ".join(
-            f"sum(s.action[{d}]::DOUBLE) AS sx{d}, sum(s.action[{d}]::DOUBLE ^ 2) AS sxx{d}"
-            for d in dims
-        ),
-        pooled=", ".join(
-            f"sum(sx{d}) OVER win AS sx{d}, sum(sxx{d}) OVER win AS sxx{d}" for d in dims
-        ),
-        terms=" + ".join(term(d) for d in dims),
-        n_dims=n_dims,
-    )
-    if grip is None:
-        text = text.replace("abs(xNULL - lag(xNULL) OVER o)", "NULL")
-    params = {k: p[k] for k in ("w", "beta", "switch_weight", "detector", "seed")}
-    return text, params | {"threshold": cfg.threshold, "top_m": cfg.top_m}
-
-
-def proposed_detect(ds: Dataset, cfg: SegmentConfig) -> pa.Table:
-    text, params = proposed_sql(ds, cfg)
-    return ds.arrow(text, params)
-
-
 def package_sql(ds: Dataset, cfg: SegmentConfig) -> tuple[str, dict[str, Any]]:
     """The query `detect` runs, as text and parameters (for profiling)."""
     text = (
         "WITH step_scores AS (\n"
-        + sql_text(segment_module.__file__, "step_scores.sql")
+        + segment_module._step_scores_sql(ds)
         + "\n)\n"
         + sql_text(segment_module.__file__, "planning_actions.sql")
     )
-    params = segment_module._params(ds, cfg) | {"threshold": cfg.threshold, "top_m": cfg.top_m}
+    params = segment_module._query_params(cfg) | {"threshold": cfg.threshold, "top_m": cfg.top_m}
     return text, params
 
 
@@ -547,7 +396,7 @@ def profile(root: Path, which: str, top: int) -> tuple[float, float, list[Operat
     """(wall s, CPU s, the `top` operators by CPU time) of one query under DuckDB's profiler."""
     out = root.parent / f".profile-{which}.json"
     with Dataset(root) as ds:
-        text, params = (package_sql if which == "package" else proposed_sql)(ds, CFG)
+        text, params = package_sql(ds, CFG)
         ds.con.execute("PRAGMA enable_profiling = 'json'")
         ds.con.execute(f"PRAGMA profiling_output = '{out}'")
         ds.con.sql(text, params=params).fetchall()
@@ -587,9 +436,6 @@ def run_variant(variant: str, root: Path) -> dict[str, Any]:
     elif variant == "detect":
         with Dataset(root) as ds:
             rows = detect(ds, CFG).num_rows
-    elif variant == "proposed":
-        with Dataset(root) as ds:
-            rows = proposed_detect(ds, CFG).num_rows
     elif variant == "segment":
         rows = segment(root, CFG).planning_actions
     elif variant == "pandas":
@@ -663,7 +509,6 @@ WHAT = {
     "segment": "`segment()`: detect + write planning_actions",
     "detect": "`detect()`: the package SQL, to Arrow",
     "pandas": "pandas joint detector (pyarrow read + compute)",
-    "proposed": "proposed SQL rewrite (this script)",
 }
 
 
@@ -741,8 +586,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--profile",
         action="store_true",
-        help="DuckDB per-operator profile of the package and proposed SQL "
-        "(on the --pandas-steps replica)",
+        help="DuckDB per-operator profile of the package SQL (on the --pandas-steps replica)",
     )
     p.add_argument("--out-md", type=Path, help="also write the markdown report here")
     p.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
@@ -833,13 +677,11 @@ def main(argv: list[str] | None = None) -> int:
     # Do the detectors agree? (small replica)
     with Dataset(small) as ds:
         sql_rows = detect(ds, CFG)
-        proposed_rows = proposed_detect(ds, CFG)
     t0 = time.perf_counter()
     pandas_rows = pandas_detect(small, CFG)
     pandas_small_s = time.perf_counter() - t0
     agree = {
         "pandas": agreement(sql_rows.to_pandas(), pandas_rows),
-        "proposed": agreement(sql_rows.to_pandas(), proposed_rows.to_pandas()),
     }
     for name, a in agree.items():
         if a["jaccard"] < AGREEMENT_GOAL:
@@ -863,8 +705,7 @@ def main(argv: list[str] | None = None) -> int:
         prof_root = sub or replicate(base, work / f"replica-{args.pandas_steps}", args.pandas_steps)
         warm_cache(prof_root)
         n_prof = lerobot.read_info(prof_root)["total_frames"]
-        for which in ("package", "proposed"):
-            profiles.append((which, n_prof, *profile(prof_root, which, top=8)))
+        profiles.append(("package", n_prof, *profile(prof_root, "package", top=8)))
     load_after = os.getloadavg()
 
     # Report.
@@ -919,14 +760,6 @@ def main(argv: list[str] | None = None) -> int:
         f"{seg.median:.2f} s = {pandas_ratio:.2f}× ({how}) | {met(pandas_ratio >= PANDAS_GOAL)} |",
         "",
     ]
-    if ("proposed", big) in get:
-        prop = get["proposed", big]
-        lines.append(
-            f"Proposed SQL (not the package's): {prop.median:.2f} s = "
-            f"{prop.median / scan.median:.1f}× scan, {pandas_time / prop.median:.2f}× faster "
-            f"than pandas, {seg.median / prop.median:.1f}× faster than `{seg.variant}`, "
-            f"peak {prop.peak_mib:.0f} MiB.\n"
-        )
     lines.append(
         f"Agreement on the {n_small:,}-step replica (validated: "
         f"{'no problems' if not problems else f'{len(problems)} problems'}):"

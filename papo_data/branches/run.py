@@ -34,7 +34,7 @@ from papo_data.data.dataset import Dataset
 from papo_data.data.sqlfiles import sql_text
 from papo_data.data.writer import DatasetWriter
 from papo_data.errors import BadInput
-from papo_data.sim.collect import _worker_env, make_env
+from papo_data.sim.collect import _worker_env, init_ray, make_env
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def _results(
     if backend == "ray":
         import ray
 
-        _init_ray(workers, ray_address)
+        init_ray(workers, ray_address)
         remote = ray.remote(_work)
         for job in jobs:
             inflight.append(remote.remote(job, env_name))
@@ -320,15 +320,3 @@ def branch(
             },
         )
     return summary
-
-
-def _init_ray(workers: int, address: str | None) -> None:
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(
-            address=address,
-            num_cpus=None if address else workers,
-            include_dashboard=False,
-            log_to_driver=False,
-        )

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import KFold, cross_val_predict
 
@@ -102,7 +101,3 @@ def amortize(
         cv_mae=float(np.mean(np.abs(predicted - y))),
         baseline_mae=float(np.mean(np.abs(baseline - y))),
     )
-
-
-def as_table(rows: list[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(rows)

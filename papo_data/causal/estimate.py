@@ -112,9 +112,12 @@ def _window(actions: Sequence[Any], w: int) -> np.ndarray:
     return a[np.minimum(np.arange(w), len(a) - 1)]
 
 
-def observational(members: list[dict[str, Any]], intervention: str) -> tuple[float, ...] | None:
-    """(P(x,y), P(x,y'), P(x',y), P(x',y')) in the group: a member 'took the planning action'
-    (X = x) when its window is closer to e's logged window than to the intervention's."""
+def matched(
+    members: list[dict[str, Any]], intervention: str
+) -> list[tuple[dict[str, Any], bool]] | None:
+    """Each at-risk group member with whether it 'took the planning action' (X = x): its
+    window is closer to e's logged window than to the intervention's. None when the
+    intervention has no observational counterpart (noise, or no opposite-outcome sibling)."""
     me = next(m for m in members if m["is_self"])
     w = me["window"]
     logged = _window(me["actions"], w)
@@ -126,12 +129,22 @@ def observational(members: list[dict[str, Any]], intervention: str) -> tuple[flo
             return None
         alternative = _window(min(other, key=lambda m: m["group_member"])["actions"], w)
     else:
-        return None  # noise has no observational counterpart
-    counts = np.zeros(4)
+        return None
+    out = []
     for m in members:
         a = _window(m["actions"], w)
-        x = np.linalg.norm(a - logged) <= np.linalg.norm(a - alternative)
-        counts[(0 if x else 2) + (0 if m["y"] else 1)] += 1
+        out.append((m, bool(np.linalg.norm(a - logged) <= np.linalg.norm(a - alternative))))
+    return out
+
+
+def observational(members: list[dict[str, Any]], intervention: str) -> tuple[float, ...] | None:
+    """(P(x,y), P(x,y'), P(x',y), P(x',y')) in the group, members matched as in `matched`."""
+    pairs = matched(members, intervention)
+    if pairs is None:
+        return None
+    counts = np.zeros(4)
+    for m, took in pairs:
+        counts[(0 if took else 2) + (0 if m["y"] else 1)] += 1
     return tuple(counts / counts.sum())
 
 

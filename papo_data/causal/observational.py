@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from papo_data.causal.estimate import matched
 from papo_data.data.dataset import Dataset
 from papo_data.data.sqlfiles import sql_text
 
@@ -31,15 +32,7 @@ def _rows(ds: Dataset) -> pd.DataFrame:
         groups.setdefault((m["episode_uid"], m["frame_index"]), []).append(m)
     out = []
     for members in groups.values():
-        me = next(m for m in members if m["is_self"])
-        logged = np.asarray(me["actions"][1:], dtype=np.float64)
-        held = np.asarray(me["actions"][:1], dtype=np.float64)
-        for m in members:
-            a = np.asarray(m["actions"][1:], dtype=np.float64)
-            n = min(len(a), len(logged))
-            if n == 0:
-                continue
-            took = np.linalg.norm(a[:n] - logged[:n]) <= np.linalg.norm(a[:n] - held)
+        for m, took in matched(members, "hold") or []:
             task, state = initial[m["member"]]
             out.append({"task": task, "x": int(took), "y": int(m["y"]), "state": state})
     return pd.DataFrame(out)

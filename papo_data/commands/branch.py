@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from papo_data.branches.run import BranchConfig, branch
+from papo_data.commands.progress import progress_bar
 from papo_data.data.dataset import check_root
 
 
@@ -90,13 +89,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         audit_fraction=args.audit_fraction,
     )
-    bars: list[tqdm] = []
-
-    def progress(total: int) -> Any:
-        bars.append(tqdm(total=total, unit="action", desc="branch"))
-        return bars[0].update
-
-    try:
+    with progress_bar("branch", "action") as progress:
         s = branch(
             args.dataset,
             cfg,
@@ -106,9 +99,6 @@ def run(args: argparse.Namespace) -> int:
             commit_every=args.commit_every,
             progress=progress,
         )
-    finally:
-        for bar in bars:
-            bar.close()
     for where in s.not_exact:
         print(f"replay not exact: {where} (excluded from estimates)", file=sys.stderr)
     for reason, n in sorted(s.skipped.items()):

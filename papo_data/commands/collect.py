@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from papo_data.commands.progress import progress_bar
 from papo_data.errors import BadInput
 from papo_data.sim.collect import CollectConfig, collect
 from papo_data.sim.policies import NoisyExpertConfig
@@ -94,13 +93,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config(args)
     if args.dataset.exists() and not args.dataset.is_dir():
         raise BadInput(f"{args.dataset}: exists and is not a folder")
-    bars: list[tqdm] = []
-
-    def progress(total: int) -> Any:
-        bars.append(tqdm(total=total, unit="episode", desc="collect"))
-        return bars[0].update
-
-    try:
+    with progress_bar("collect", "episode") as progress:
         counts = collect(
             args.dataset,
             cfg,
@@ -109,9 +102,6 @@ def run(args: argparse.Namespace) -> int:
             ray_address=args.ray_address,
             progress=progress,
         )
-    finally:
-        for bar in bars:
-            bar.close()
     print(
         f"{args.dataset}: wrote {counts['written']} episodes"
         + (f", {counts['skipped']} were already there" if counts["skipped"] else "")

@@ -48,6 +48,18 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, compression="zstd")
 
 
+def write_atomic_table(table: pa.Table, final: Path) -> None:
+    """Write one standalone Parquet file (not part of a dataset) atomically."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(final)
+    try:
+        write_parquet(table, tmp)
+        _fsync_file(tmp)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_atomic_bytes(data: bytes, final: Path) -> None:
     """Write one standalone file (not part of a dataset) atomically."""
     final.parent.mkdir(parents=True, exist_ok=True)

@@ -207,6 +207,17 @@ def _run_ray(
 ) -> Iterator[list[Rollout]]:
     import ray
 
+    init_ray(workers, address)
+    remote = ray.remote(run_group)
+    refs = [remote.remote(batch, cfg) for batch in batches]
+    for ref in refs:  # in plan order, whatever order they finish in
+        yield ray.get(ref)
+
+
+def init_ray(workers: int, address: str | None) -> None:
+    """Join the Ray cluster at `address`, or start a local instance with `workers` CPUs."""
+    import ray
+
     if not ray.is_initialized():
         ray.init(
             address=address,
@@ -214,10 +225,6 @@ def _run_ray(
             include_dashboard=False,
             log_to_driver=False,
         )
-    remote = ray.remote(run_group)
-    refs = [remote.remote(batch, cfg) for batch in batches]
-    for ref in refs:  # in plan order, whatever order they finish in
-        yield ray.get(ref)
 
 
 def collect(

@@ -79,8 +79,5 @@ def export_weights(path: Path, cfg: WeightsConfig, out: Path | None = None) -> p
         done = writer.info.get("papo", {}).get("weights", {})
         writer.update_papo(weights={**done, cfg.run_id: asdict(cfg)})
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = commit.temp_name(out)
-        commit.write_parquet(table, tmp)
-        tmp.replace(out)
+        commit.write_atomic_table(table, out)
     return table
