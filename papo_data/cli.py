@@ -18,7 +18,6 @@ Handler = Callable[[argparse.Namespace], int]
 
 # Verbs of the contract that later issues build; each says what it will do.
 PLANNED = {
-    "train": "behaviour cloning and GRPO/PAPO training",
     "report": "figures and tables of a dataset's planning actions and estimates",
     "publish": "publish a dataset to the Hugging Face Hub",
     "import-lerobot": "import a LeRobot v3 dataset and add the papo sidecar",
@@ -40,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         export_weights,
         segment,
         sql,
+        train,
         validate,
     )
 
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         "1 internal error. Run 'papo VERB --help' for each verb.",
     )
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
-    for module in (collect, validate, sql, segment, branch, estimate, export_weights, demo):
+    for module in (collect, validate, sql, segment, branch, estimate, export_weights, train, demo):
         module.add_parser(verbs)
     for verb, what in PLANNED.items():
         p = verbs.add_parser(verb, help=f"{what} (not built yet)", description=f"{what}.")

@@ -19,6 +19,7 @@ import hashlib
 import math
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -66,6 +67,7 @@ class Job:
     adaptive_step: int
     known: dict[str, bool] = field(default_factory=dict)  # branch_uid -> success, already written
     need_replay: bool = True
+    policy_dir: str | None = None  # the dataset's papo/policies (trained policies' checkpoints)
 
 
 @dataclass
@@ -90,7 +92,7 @@ def _run_arm(
 ) -> tuple[Outcome, np.ndarray]:
     """From the state `start`, apply `window` actions, then the episode's policy seeded `seed`."""
     obs = env.restore(start)
-    policy = policy_from_id(job.policy_id, env)
+    policy = policy_from_id(job.policy_id, env, Path(job.policy_dir) if job.policy_dir else None)
     policy.reset()
     rng = np.random.default_rng(seed)
     total, steps, success = 0.0, 0, False

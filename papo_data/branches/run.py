@@ -31,6 +31,7 @@ from papo_data.branches.engine import (
 )
 from papo_data.causal.amortized import audited
 from papo_data.data.dataset import Dataset
+from papo_data.data.files import POLICY_DIR
 from papo_data.data.sqlfiles import sql_text
 from papo_data.data.writer import DatasetWriter
 from papo_data.errors import BadInput
@@ -191,6 +192,7 @@ def _jobs(
                 if (uid := branch_uid(t["episode_uid"], frame, i, arm, seed)) in known
             },
             need_replay=branch_uid(t["episode_uid"], frame, REPLAY, "replay", 0) not in known,
+            policy_dir=str(ds.root / POLICY_DIR),
         )
         yield job, skipped
 

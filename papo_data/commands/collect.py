@@ -27,7 +27,15 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("--tasks", required=True, help="comma-separated task names, e.g. pick-place-v3")
     p.add_argument("--groups", type=int, default=4, help="initial states per task (default 4)")
     p.add_argument("--group-size", type=int, default=8, help="rollouts per group (default 8)")
-    p.add_argument("--policy", default="expert", help="behaviour policy (default expert)")
+    p.add_argument(
+        "--policy",
+        default="expert",
+        help="behaviour policy: 'expert' (the scripted expert with the noise below, default) or "
+        "a trained policy checkpoint (.pt from 'papo train'), copied into papo/policies/",
+    )
+    p.add_argument(
+        "--temperature", type=float, default=1.0, help="sampling temperature of a trained policy"
+    )
     p.add_argument(
         "--noise",
         type=float,
@@ -80,6 +88,7 @@ def config(args: argparse.Namespace) -> CollectConfig:
         seed=args.seed,
         env=args.env,
         policy=args.policy,
+        temperature=args.temperature,
         noise=NoisyExpertConfig(
             sigma=args.noise, delay_prob=args.delay_prob, max_delay=args.max_delay
         ),

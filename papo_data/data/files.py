@@ -11,6 +11,9 @@ import pyarrow.parquet as pq
 from papo_data import schema
 from papo_data.data import commit
 
+POLICY_DIR = "papo/policies"
+"""Checkpoints of the trained policies that collected a dataset's episodes, `<sha>.pt`."""
+
 
 @dataclass(frozen=True, order=True)
 class Problem:

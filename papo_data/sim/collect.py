@@ -8,6 +8,8 @@ episodes already in the dataset, so a killed collection resumes without losing o
 
 from __future__ import annotations
 
+import os
+import shutil
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -20,10 +22,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from papo_data.data.files import POLICY_DIR
 from papo_data.data.writer import DatasetWriter, Episode
 from papo_data.errors import BadInput
 from papo_data.sim import EnvAdapter
-from papo_data.sim.policies import NoisyExpert, NoisyExpertConfig
+from papo_data.sim.policies import NoisyExpert, NoisyExpertConfig, Policy
 
 
 def make_env(name: str) -> EnvAdapter:
@@ -49,6 +52,9 @@ class CollectConfig:
     """Root seed: initial states and policy seeds derive from it."""
     env: str = "metaworld"
     policy: str = "expert"
+    """`expert` (the scripted expert with `noise`) or the path of a trained policy checkpoint."""
+    temperature: float = 1.0
+    """Sampling temperature of a trained policy."""
     noise: NoisyExpertConfig = field(default_factory=NoisyExpertConfig)
     checkpoint_every: int = 25
     """A simulator snapshot at frame 0 and every this many frames."""
@@ -74,7 +80,10 @@ class CollectConfig:
         if self.seed < 0:
             raise BadInput("--seed must be >= 0")
         if self.policy != "expert":
-            raise BadInput(f"--policy {self.policy!r} is not supported; available: expert")
+            if not Path(self.policy).is_file():
+                raise BadInput(f"--policy {self.policy!r}: give 'expert' or a checkpoint file")
+            if not self.temperature > 0:
+                raise BadInput(f"--temperature must be > 0, got {self.temperature}")
         self.noise.check()
 
     @property
@@ -126,9 +135,20 @@ class Rollout:
     snapshots: pa.Table
 
 
+def behaviour_policy(env: EnvAdapter, task: str, cfg: CollectConfig) -> Policy:
+    if cfg.policy == "expert":
+        return NoisyExpert(env, cfg.noise)
+    from papo_data.train.policy import file_digest, torch_policy_from_fields
+
+    path = Path(cfg.policy)
+    fields = {"sha": file_digest(path), "task": task, "temperature": str(cfg.temperature)}
+    return torch_policy_from_fields(fields, path.parent, path.name)
+
+
 def rollout(env: EnvAdapter, spec: RolloutSpec, cfg: CollectConfig) -> Rollout:
-    """Run one episode of the noisy expert; checkpoint before the action of every K-th frame."""
-    policy = NoisyExpert(env, cfg.noise)
+    """Run one episode of the behaviour policy; checkpoint before the action of every K-th
+    frame."""
+    policy = behaviour_policy(env, spec.task, cfg)
     rng = np.random.default_rng(spec.policy_seed)
     horizon = cfg.max_steps or env.max_steps
     obs = env.reset(spec.task, spec.init_seed)
@@ -246,6 +266,8 @@ def collect(
         raise BadInput(f"--backend must be local or ray, got {backend!r}")
     writer = _open_writer(path, env, cfg)
     with writer:
+        if cfg.policy != "expert":
+            _keep_policy(Path(cfg.policy), path)
         specs = plan(cfg)
         todo = [s for s in specs if s.episode_uid not in writer.episode_uids]
         skipped = len(specs) - len(todo)
@@ -265,6 +287,19 @@ def collect(
             if advance:
                 advance(len(batch))
     return {"written": written, "skipped": skipped}
+
+
+def _keep_policy(checkpoint: Path, dataset: Path) -> None:
+    """Copy a trained policy into the dataset (by content digest), so branches can rebuild the
+    policy that collected an episode from the dataset alone."""
+    from papo_data.train.policy import file_digest
+
+    target = dataset / POLICY_DIR / f"{file_digest(checkpoint)}.pt"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(checkpoint, tmp)
+        os.replace(tmp, target)
 
 
 def _open_writer(path: Path, env: EnvAdapter, cfg: CollectConfig) -> DatasetWriter:

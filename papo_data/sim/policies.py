@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -115,13 +116,20 @@ class NoisyExpert:
         return action.astype(np.float32), log_prob.astype(np.float32)
 
 
-def policy_from_id(policy_id: str, env: Expert) -> Policy:
+def policy_from_id(policy_id: str, env: Expert, policy_dir: Path | None = None) -> Policy:
     """Rebuild the behaviour policy an episode records in `episodes.policy_id`, so branches
-    continue with the episode's own policy after their intervention window."""
-    match = re.fullmatch(r"expert-noisy\((.*)\)", policy_id)
+    continue with the episode's own policy after their intervention window. Trained policies'
+    checkpoints are looked up in `policy_dir` (a dataset's `papo/policies/`)."""
+    match = re.fullmatch(r"(expert-noisy|torch)\((.*)\)", policy_id)
     if not match:
         raise BadInput(f"episodes: field policy_id: cannot rebuild policy {policy_id!r}")
-    fields = dict(kv.split("=", 1) for kv in match.group(1).split(",") if "=" in kv)
+    fields = dict(kv.split("=", 1) for kv in match.group(2).split(",") if "=" in kv)
+    if match.group(1) == "torch":
+        from papo_data.train.policy import torch_policy_from_fields
+
+        if not {"sha", "task", "temperature"} <= fields.keys():
+            raise BadInput(f"episodes: field policy_id: malformed {policy_id!r}")
+        return torch_policy_from_fields(fields, policy_dir)
     try:
         config = NoisyExpertConfig(
             sigma=float(fields["sigma"]),

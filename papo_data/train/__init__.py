@@ -1,0 +1,1 @@
+"""Training: the token policy, behaviour cloning, and GRPO/PAPO updates (online and offline)."""
