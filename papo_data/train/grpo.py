@@ -250,12 +250,9 @@ def update(
             )
             optimizer.zero_grad()
             loss.backward()
-            norm = (
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-                if cfg.max_grad_norm > 0
-                else torch.nn.utils.get_total_norm(
-                    [p.grad for p in policy.parameters() if p.grad is not None]
-                )
+            # max_norm inf: no clipping, but the norm is still measured for the metrics.
+            norm = torch.nn.utils.clip_grad_norm_(
+                policy.parameters(), cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf
             )
             optimizer.step()
             sums["loss"] += float(loss.detach())
