@@ -265,17 +265,17 @@ def branch(
                 {"detector": cfg.detector, "limit": cfg.limit if cfg.limit is not None else 2**62},
             ).to_pylist()
             horizon = _horizon(ds, papo, env.max_steps)
-        if cfg.audit_fraction < 1:
-            targets = [
-                t
-                for t in targets
-                if audited(t["episode_uid"], t["frame_index"], cfg.audit_fraction)
-            ]
         if not targets:
             raise BadInput(
                 f"{path}: no planning actions of detector {cfg.detector!r}; "
                 f"run 'papo segment {path} --detector {cfg.detector}' first"
             )
+        if cfg.audit_fraction < 1:  # may leave none: then there is nothing to branch
+            targets = [
+                t
+                for t in targets
+                if audited(t["episode_uid"], t["frame_index"], cfg.audit_fraction)
+            ]
         bad = {t["checkpoint_format"] for t in targets} - {env.snapshot_format, None}
         if bad:
             raise BadInput(

@@ -58,22 +58,31 @@ class AmortizedResult:
     """Same, predicting the training mean: what the model has to beat."""
 
 
+MIN_TRAINING = 10
+"""Fewest branched planning actions the amortised model trains on (5-fold CV needs a few)."""
+
+
 def amortize(
     ds: Dataset, detector: str, importance: dict[tuple[str, int], float]
 ) -> AmortizedResult:
     """Train on `importance` (branched truth per planning action), predict the others of
-    `detector`. Needs at least 10 branched actions to cross-validate."""
+    `detector`. Needs at least `MIN_TRAINING` branched actions to cross-validate."""
     rows = ds.arrow(sql_text(__file__, "amortize_features.sql"), {"detector": detector}).to_pylist()
     train = [r for r in rows if (r["episode_uid"], r["frame_index"]) in importance]
     rest = [r for r in rows if (r["episode_uid"], r["frame_index"]) not in importance]
     y = np.array([importance[(r["episode_uid"], r["frame_index"])] for r in train])
-    if len(train) < 10:
-        raise ValueError(f"only {len(train)} branched planning actions; need at least 10")
+    if len(train) < MIN_TRAINING:
+        raise ValueError(
+            f"only {len(train)} branched planning actions; need at least {MIN_TRAINING}"
+        )
     # Small leaves: the audit set is often tens of actions, and the default (20) never splits.
     model = HistGradientBoostingRegressor(
         max_iter=100, learning_rate=0.05, min_samples_leaf=3, random_state=SEED
     )
     x = features(train)
+    # Constant columns carry nothing, and sklearn 1.9's binning fails on some of them.
+    informative = np.ptp(x, axis=0) > 0
+    x = x[:, informative]
     folds = KFold(5, shuffle=True, random_state=SEED)
     predicted = np.clip(cross_val_predict(model, x, y, cv=folds), 0, 1)
     baseline = np.zeros_like(y)
@@ -82,7 +91,9 @@ def amortize(
     model.fit(x, y)
     out = []
     if rest:
-        for r, value in zip(rest, np.clip(model.predict(features(rest)), 0, 1), strict=True):
+        for r, value in zip(
+            rest, np.clip(model.predict(features(rest)[:, informative]), 0, 1), strict=True
+        ):
             out.append(
                 {
                     "episode_uid": r["episode_uid"],

@@ -29,6 +29,7 @@ import tomllib
 import torch
 
 from papo_data.branches.run import BranchConfig, branch
+from papo_data.causal.amortized import MIN_TRAINING
 from papo_data.causal.estimate import EstimateConfig, estimate
 from papo_data.data import commit
 from papo_data.data.dataset import Dataset
@@ -74,8 +75,10 @@ class TrainConfig:
     )
     estimate: EstimateConfig = field(default_factory=lambda: EstimateConfig(dowhy=False))
     weights: WeightsConfig = field(default_factory=WeightsConfig)
-    amortize_audit_fraction: float = 0.5
-    """papo-amortized: share of planning actions that are branched (the model's training set)."""
+    amortize_audit_fraction: float = 0.1
+    """papo-amortized: hashed share of all planning actions that is branched (the model's
+    training set; `branch.limit` does not apply); the model predicts the rest. With fewer than
+    the model's minimum branched, the iteration falls back to the branched ones alone."""
 
     def check(self) -> None:
         if self.mode not in MODES:
@@ -235,7 +238,7 @@ def train(
             )
 
         # 2-5. PAPO: planning actions, their branches, PN/PS, weights. GRPO skips all of it.
-        branch_steps, planning_actions = 0, 0
+        branch_steps, planning_actions, amortized = 0, 0, False
         if cfg.mode != "grpo":
             amortized = cfg.mode == "papo-amortized"
             audit = cfg.amortize_audit_fraction if amortized else 1.0
@@ -249,18 +252,23 @@ def train(
                         detector=cfg.segment.detector,
                         seed=_derive(cfg.seed, it, 2),
                         audit_fraction=audit,
+                        limit=None if amortized else cfg.branch.limit,
                     ),
                     workers=cfg.workers,
                 )
                 branch_steps = branched.simulated_steps
-            with _timed(times, "estimate"):
-                estimate(data, replace(cfg.estimate, amortize=amortized, audit_fraction=audit))
-            with _timed(times, "weights"):
-                export_weights(data, cfg.weights)
+            # The amortised model needs a minimum training set; below it, use the branched only.
+            amortized = amortized and branched.planning_actions >= MIN_TRAINING
+            if branched.planning_actions:  # none audited: w = 1 this iteration
+                with _timed(times, "estimate"):
+                    estimate(data, replace(cfg.estimate, amortize=amortized, audit_fraction=audit))
+                with _timed(times, "weights"):
+                    export_weights(data, cfg.weights)
 
         # 6. The GRPO/PAPO update on this iteration's batch.
         with _timed(times, "update"), Dataset(data) as ds:
             weights = run_weights(ds, cfg.weights.run_id) if cfg.mode != "grpo" else None
+            weights = weights if weights is not None and weights.num_rows else None
             batch = load_batch(
                 ds, policy, weights, reward=cfg.reward, temperature=cfg.grpo.temperature
             )
@@ -276,6 +284,7 @@ def train(
             "rollout_steps": int(outcomes["rollout_steps"]),
             "branch_steps": branch_steps,
             "planning_actions": planning_actions,
+            "amortized": amortized,
             "mean_weight": float(batch.weights.mean()),
             **stats,
             **times,
