@@ -58,6 +58,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--groups-per-task", type=int, default=2)
     p.add_argument("--group-size", type=int, default=8)
     p.add_argument("--max-steps", type=int, default=150)
+    p.add_argument("--lr", type=float, default=1e-3, help="GRPO learning rate")
     p.add_argument("--k", type=int, default=8, help="branch seeds per planning action")
     p.add_argument("--branch-limit", type=int, default=12, help="planning actions branched/iter")
     p.add_argument("--eval-episodes", type=int, default=30, help="per task and policy")
@@ -104,7 +105,7 @@ def run_config(start: Path, method: str, seed: int, args: argparse.Namespace) ->
         tasks=args.tasks,
         groups_per_task=args.groups_per_task,
         max_steps=args.max_steps,
-        grpo=GRPOConfig(group_size=args.group_size),
+        grpo=GRPOConfig(group_size=args.group_size, learning_rate=args.lr),
         branch=replace(default.branch, k=args.k, limit=args.branch_limit),
     )
 

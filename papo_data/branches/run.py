@@ -65,6 +65,9 @@ class BranchConfig:
     audit_fraction: float = 1.0
     """Branch only this hashed share of planning actions (the audit set of the amortised
     importance model, `papo estimate --amortize`)."""
+    mixed_groups_only: bool = False
+    """Branch only planning actions of groups holding both outcomes: GRPO gives the others a
+    zero advantage, so their weights change nothing (the training loop's choice)."""
 
     def check(self) -> None:
         unknown = [i for i in self.interventions if i not in INTERVENTIONS]
@@ -262,10 +265,14 @@ def branch(
         with Dataset(path) as ds:
             targets = ds.arrow(
                 sql_text(__file__, "targets.sql"),
-                {"detector": cfg.detector, "limit": cfg.limit if cfg.limit is not None else 2**62},
+                {
+                    "detector": cfg.detector,
+                    "limit": cfg.limit if cfg.limit is not None else 2**62,
+                    "mixed_only": cfg.mixed_groups_only,
+                },
             ).to_pylist()
             horizon = _horizon(ds, papo, env.max_steps)
-        if not targets:
+        if not targets and not cfg.mixed_groups_only:  # mixed only: maybe no group is mixed
             raise BadInput(
                 f"{path}: no planning actions of detector {cfg.detector!r}; "
                 f"run 'papo segment {path} --detector {cfg.detector}' first"

@@ -68,6 +68,11 @@ def add_parser(verbs: Any) -> None:
         default=16,
         help="planning actions per commit; a kill loses at most this much work (default 16)",
     )
+    p.add_argument(
+        "--mixed-groups-only",
+        action="store_true",
+        help="only groups holding both outcomes (GRPO's advantage is 0 in the others)",
+    )
     p.add_argument("--workers", type=int, default=1, help="simulation processes (default 1)")
     p.add_argument("--backend", choices=("local", "ray"), default="local", help="default local")
     p.add_argument("--ray-address", help="Ray cluster address (default: start a local instance)")
@@ -88,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         limit=args.limit,
         audit_fraction=args.audit_fraction,
+        mixed_groups_only=args.mixed_groups_only,
     )
     with progress_bar("branch", "action") as progress:
         s = branch(

@@ -71,7 +71,9 @@ class TrainConfig:
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     branch: BranchConfig = field(
-        default_factory=lambda: BranchConfig(k=8, interventions=("noise",), limit=16)
+        default_factory=lambda: BranchConfig(
+            k=8, interventions=("noise",), limit=16, mixed_groups_only=True
+        )
     )
     estimate: EstimateConfig = field(default_factory=lambda: EstimateConfig(dowhy=False))
     weights: WeightsConfig = field(default_factory=WeightsConfig)

@@ -1,11 +1,16 @@
 -- The planning actions of one detector to branch, with what a worker needs to start: the
 -- episode's task, policy and outcome, the nearest checkpoint at or before the frame, and an
 -- opposite-outcome sibling of the same group (lowest group member) for the `sibling` arm.
+-- $mixed_only keeps groups holding both outcomes (the only ones with a GRPO advantage).
 WITH targets AS (
     SELECT pa.episode_uid, pa.frame_index, pa.window,
            e.env_id, e.policy_id, e.group_id, e.group_member, e.success, e.length
     FROM planning_actions pa JOIN episodes e USING (episode_uid)
     WHERE pa.detector = $detector
+      AND (NOT $mixed_only OR e.group_id IN (
+          SELECT group_id FROM episodes
+          GROUP BY group_id
+          HAVING bool_or(success) AND NOT bool_and(success)))
     ORDER BY pa.episode_uid, pa.frame_index
     LIMIT $limit
 )
