@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import tomllib
 from tqdm import tqdm
 
 from papo_data.data.dataset import check_root
@@ -100,33 +100,22 @@ def _bc(args: argparse.Namespace) -> int:
 def _offline(args: argparse.Namespace) -> int:
     from papo_data.train.grpo import GRPOConfig
     from papo_data.train.offline import OfflineConfig, train_offline
-    from papo_data.train.online import _build
+    from papo_data.train.online import config_from_table, read_toml
 
     _need(args, "init", "out")
     check_root(args.offline)
     grpo, reward = GRPOConfig(), "success"
     if args.grpo_config is not None:
-        raw = _read_toml(args.grpo_config)
-        grpo = _build(GRPOConfig, raw.get("grpo", {}), f"{args.grpo_config} [grpo]")
+        raw = read_toml(args.grpo_config)
+        grpo = config_from_table(GRPOConfig, raw.get("grpo", {}), f"{args.grpo_config} [grpo]")
         reward = raw.get("reward", reward)
     if args.epochs is not None:
-        from dataclasses import replace
-
         grpo = replace(grpo, epochs_per_batch=args.epochs)
     cfg = OfflineConfig(grpo=grpo, behaviour=args.behaviour, reward=reward, seed=args.seed)
     metrics = train_offline(args.offline, args.weights, args.init, args.out, cfg)
     shown = ("loss", "clip_fraction", "approx_kl", "entropy", "zero_variance_share")
     print(f"{args.out}: " + ", ".join(f"{k} {metrics[k]:.4g}" for k in shown))
     return 0
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise BadInput(f"{path}: no such config file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise BadInput(f"{path}: not valid TOML ({e})") from None
 
 
 def _online(args: argparse.Namespace) -> int:

@@ -99,7 +99,7 @@ class TrainConfig:
         self.weights.check()
 
 
-def _build(cls: Any, table: dict[str, Any], where: str) -> Any:
+def config_from_table(cls: Any, table: dict[str, Any], where: str) -> Any:
     """A config dataclass from a TOML table: unknown keys and wrong types are bad input."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
@@ -111,7 +111,7 @@ def _build(cls: Any, table: dict[str, Any], where: str) -> Any:
         if dataclasses.is_dataclass(nested):
             if not isinstance(value, dict):
                 raise BadInput(f"{where}: [{key}] must be a table")
-            values[key] = _build(nested, value, f"{where} [{key}]")
+            values[key] = config_from_table(nested, value, f"{where} [{key}]")
             continue
         if isinstance(value, list):
             value = tuple(value)
@@ -138,17 +138,21 @@ def _accepts(hint: Any, value: Any) -> bool:
     return isinstance(hint, type) and isinstance(value, hint)
 
 
-def load_config(path: Path) -> TrainConfig:
-    """Read and check a TOML run config; `init` is resolved against the file's folder."""
+def read_toml(path: Path) -> dict[str, Any]:
     try:
-        raw = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise BadInput(f"{path}: no such config file") from None
     except tomllib.TOMLDecodeError as e:
         raise BadInput(f"{path}: not valid TOML ({e})") from None
+
+
+def load_config(path: Path) -> TrainConfig:
+    """Read and check a TOML run config; `init` is resolved against the file's folder."""
+    raw = read_toml(path)
     if "init" not in raw:
         raise BadInput(f"{path}: missing key 'init' (the starting checkpoint)")
-    cfg: TrainConfig = _build(TrainConfig, raw, str(path))
+    cfg: TrainConfig = config_from_table(TrainConfig, raw, str(path))
     cfg = replace(cfg, init=str((path.parent / cfg.init).resolve()))
     cfg.check()
     return cfg
