@@ -224,3 +224,23 @@ def test_unsegmented_or_missing_dataset_exits_2(
 ) -> None:
     assert main(["branch", str(tmp_path / "nope")]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_mixed_groups_only_branches_groups_with_both_outcomes(
+    segmented: Path, tmp_path: Path
+) -> None:
+    path = fresh(segmented, tmp_path / "mixed")
+    summary = branch(path, BranchConfig(k=1, interventions=("noise",), mixed_groups_only=True))
+    with open_dataset(path) as ds:
+        expected = ds.sql(
+            "SELECT count(*) AS n FROM planning_actions pa JOIN episodes e USING (episode_uid) "
+            "WHERE pa.detector = 'joint' AND e.group_id IN (SELECT group_id FROM episodes "
+            "GROUP BY 1 HAVING min(success::INT) = 0 AND max(success::INT) = 1)"
+        ).item()
+        groups = ds.sql(
+            "SELECT DISTINCT e.group_id, (SELECT count(DISTINCT success) FROM episodes x "
+            "WHERE x.group_id = e.group_id) AS outcomes FROM branches b "
+            "JOIN episodes e USING (episode_uid)"
+        )
+    assert summary.planning_actions == expected > 0
+    assert (groups["outcomes"] == 2).all()
