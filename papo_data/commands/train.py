@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -136,8 +137,13 @@ def _online(args: argparse.Namespace) -> int:
 
         return advance
 
+    def one_line(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+        tqdm.write(f"papo train: warning: {message}", file=sys.stderr)
+
     try:
-        metrics = train(run_dir, cfg, resume=args.resume, progress=progress)
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line  # restored on exit
+            metrics = train(run_dir, cfg, resume=args.resume, progress=progress)
     finally:
         for bar in bars:
             bar.close()

@@ -111,7 +111,7 @@ def load_batch(
         tasks=tasks,
         tokens=tokens,
         old_log_probs=old.float(),
-        weights=torch.from_numpy(steps["weight"].to_numpy()).float(),
+        weights=torch.tensor(steps["weight"].to_numpy(), dtype=torch.float32),
         episode=episode,
         rewards=torch.tensor(rewards, dtype=torch.float32),
         groups=torch.tensor([e["group_index"] for e in episodes]),
