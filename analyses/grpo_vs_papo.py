@@ -191,7 +191,7 @@ def figure(metrics: pl.DataFrame, path: Path) -> None:
             ax.fill_between(x, curve["lo"], curve["hi"], alpha=0.2)
     axes[0].set_xlabel("update (iteration)")
     axes[1].set_xlabel("cumulative simulator steps (rollouts + branches)")
-    axes[0].set_ylabel("training success rate (mean over seeds, band = min..max)")
+    axes[0].set_ylabel("training success rate\n(mean over seeds, band = min..max)")
     axes[0].legend()
     fig.suptitle("GRPO vs PAPO from one behaviour-cloned start (Meta-World)")
     path.parent.mkdir(parents=True, exist_ok=True)
