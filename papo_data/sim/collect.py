@@ -8,8 +8,6 @@ episodes already in the dataset, so a killed collection resumes without losing o
 
 from __future__ import annotations
 
-import os
-import shutil
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -22,6 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from papo_data.data.commit import write_atomic_bytes
 from papo_data.data.files import POLICY_DIR
 from papo_data.data.writer import DatasetWriter, Episode
 from papo_data.errors import BadInput
@@ -102,7 +101,8 @@ class RolloutSpec:
     group_id: str
 
 
-def _derive(*key: int) -> int:
+def derive_seed(*key: int) -> int:
+    """A seed from a tuple of integers (root seed, task, group, ...), independent per tuple."""
     return int(np.random.SeedSequence(list(key)).generate_state(1)[0])
 
 
@@ -112,7 +112,7 @@ def plan(cfg: CollectConfig) -> list[RolloutSpec]:
     for task in cfg.tasks:
         task_key = zlib.crc32(task.encode())
         for g in range(cfg.groups):
-            init_seed = _derive(cfg.seed, task_key, g)
+            init_seed = derive_seed(cfg.seed, task_key, g)
             group_id = f"{task}/s{cfg.seed}/g{g}"
             for m in range(cfg.group_size):
                 specs.append(
@@ -121,7 +121,7 @@ def plan(cfg: CollectConfig) -> list[RolloutSpec]:
                         group=g,
                         member=m,
                         init_seed=init_seed,
-                        policy_seed=_derive(cfg.seed, task_key, g, m + 1),
+                        policy_seed=derive_seed(cfg.seed, task_key, g, m + 1),
                         episode_uid=f"{group_id}/m{m}",
                         group_id=group_id,
                     )
@@ -296,10 +296,7 @@ def _keep_policy(checkpoint: Path, dataset: Path) -> None:
 
     target = dataset / POLICY_DIR / f"{file_digest(checkpoint)}.pt"
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(checkpoint, tmp)
-        os.replace(tmp, target)
+        write_atomic_bytes(checkpoint.read_bytes(), target)
 
 
 def _open_writer(path: Path, env: EnvAdapter, cfg: CollectConfig) -> DatasetWriter:

@@ -57,7 +57,8 @@ def read_weights_file(path: Path) -> pa.Table:
     return table.select(["index", "weight"])
 
 
-def _matrix(column: pa.ChunkedArray, width: int) -> np.ndarray:
+def matrix(column: pa.ChunkedArray, width: int) -> np.ndarray:
+    """A fixed-size-list column (state, action, log-prob) as an (n, width) array."""
     flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
     return flat.reshape(-1, width)
 
@@ -89,8 +90,8 @@ def load_batch(
         _check_coverage(steps, weights, weights_name)
 
     cfg = policy.config
-    states = _matrix(steps["state"], cfg.state_dim)
-    actions = _matrix(steps["action"], cfg.action_dim)
+    states = matrix(steps["state"], cfg.state_dim)
+    actions = matrix(steps["action"], cfg.action_dim)
     if not np.isfinite(actions).all():
         row = int(np.argmax(~np.isfinite(actions).all(1)))
         raise BadInput(f"{ds.root}: steps: row {row}: field action: not finite")
@@ -154,4 +155,4 @@ def _logged_log_probs(
     if column.null_count:
         row = int(np.argmax(column.is_null().to_numpy(zero_copy_only=False)))
         raise BadInput(f"{ds.root}: steps: row {row}: field policy.log_prob: missing")
-    return torch.from_numpy(_matrix(column, width).astype(np.float32))
+    return torch.from_numpy(matrix(column, width).astype(np.float32))

@@ -12,7 +12,7 @@ import torch
 from papo_data.data.dataset import Dataset
 from papo_data.data.sqlfiles import sql_text
 from papo_data.errors import BadInput
-from papo_data.train.batch import _matrix
+from papo_data.train.batch import matrix
 from papo_data.train.policy import PolicyConfig, TokenPolicy
 
 
@@ -72,8 +72,8 @@ def behaviour_clone(dataset: Path, cfg: BCConfig) -> BCResult:
     )
     torch.manual_seed(cfg.seed)
     policy = TokenPolicy(config)
-    states = torch.from_numpy(_matrix(demos["state"], config.state_dim).astype(np.float32))
-    actions = torch.from_numpy(_matrix(demos["action"], config.action_dim).astype(np.float32))
+    states = torch.from_numpy(matrix(demos["state"], config.state_dim).astype(np.float32))
+    actions = torch.from_numpy(matrix(demos["action"], config.action_dim).astype(np.float32))
     task = torch.tensor([tasks.index(t) for t in demos["task"].to_pylist()])
     policy.state_mean.copy_(states.mean(0))
     policy.state_std.copy_(states.std(0).clamp(min=1e-3))  # constant dims stay finite

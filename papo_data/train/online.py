@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import tomllib
@@ -36,7 +35,7 @@ from papo_data.data.dataset import Dataset
 from papo_data.data.sqlfiles import sql_text
 from papo_data.errors import BadInput
 from papo_data.planning.segment import SegmentConfig, segment
-from papo_data.sim.collect import CollectConfig, collect
+from papo_data.sim.collect import CollectConfig, collect, derive_seed
 from papo_data.train.batch import REWARDS, load_batch, run_weights
 from papo_data.train.grpo import GRPOConfig, update
 from papo_data.train.policy import TokenPolicy, load_checkpoint, save_checkpoint
@@ -158,10 +157,6 @@ def load_config(path: Path) -> TrainConfig:
     return cfg
 
 
-def _derive(*key: int) -> int:
-    return int(np.random.SeedSequence(list(key)).generate_state(1)[0])
-
-
 @contextmanager
 def _timed(times: dict[str, float], phase: str) -> Iterator[None]:
     start = time.perf_counter()
@@ -235,7 +230,7 @@ def train(
                     tasks=tuple(tasks),
                     groups=cfg.groups_per_task,
                     group_size=cfg.grpo.group_size,
-                    seed=_derive(cfg.seed, it),
+                    seed=derive_seed(cfg.seed, it),
                     policy=str(policy_file),
                     temperature=cfg.grpo.temperature,
                     max_steps=cfg.max_steps,
@@ -256,7 +251,7 @@ def train(
                     replace(
                         cfg.branch,
                         detector=cfg.segment.detector,
-                        seed=_derive(cfg.seed, it, 2),
+                        seed=derive_seed(cfg.seed, it, 2),
                         audit_fraction=audit,
                         limit=None if amortized else cfg.branch.limit,
                     ),
@@ -280,7 +275,7 @@ def train(
             )
             outcomes = ds.arrow(sql_text(__file__, "iteration_outcomes.sql")).to_pylist()[0]
             stats = update(
-                policy, optimizer, batch, cfg.grpo, seed=_derive(cfg.seed, it, 1),
+                policy, optimizer, batch, cfg.grpo, seed=derive_seed(cfg.seed, it, 1),
                 reference=reference,
             )  # fmt: skip
 

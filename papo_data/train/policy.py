@@ -12,7 +12,7 @@ Checkpoints are plain `torch.save` dicts of tensors and primitives, loaded with
 from __future__ import annotations
 
 import hashlib
-import os
+import io
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from papo_data.data import commit
 from papo_data.errors import BadInput
 
 CHECKPOINT_FORMAT = "papo-policy/1"
@@ -103,16 +104,15 @@ class TokenPolicy(nn.Module):
 
 def save_checkpoint(path: Path, policy: TokenPolicy, **extra: Any) -> None:
     """Write atomically: a killed save leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "config": {**asdict(policy.config), "tasks": list(policy.config.tasks)},
         "state_dict": policy.state_dict(),
         **extra,
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    commit.write_atomic_bytes(buffer.getvalue(), path)
 
 
 def load_checkpoint(path: Path) -> tuple[TokenPolicy, dict[str, Any]]:
@@ -134,7 +134,14 @@ def load_checkpoint(path: Path) -> tuple[TokenPolicy, dict[str, Any]]:
 
 
 def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    """Content digest naming a checkpoint; cached per file version (collect asks per episode)."""
+    stat = path.stat()
+    return _digest(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@cache
+def _digest(path: str, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 @dataclass
