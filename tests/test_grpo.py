@@ -299,3 +299,16 @@ def test_sampling_is_seeded_and_logs_the_token_log_prob() -> None:
                                     torch.tensor([0]))[0, 0], -1).numpy()  # fmt: skip
     freq = np.bincount(draws, minlength=16) / len(draws)
     assert np.abs(freq - probs).max() < 0.03
+
+
+def test_a_toml_section_overrides_only_the_keys_it_names(tmp_path: Path) -> None:
+    from papo_data.train.online import TrainConfig, load_config
+
+    config = tmp_path / "run.toml"
+    config.write_text('init = "bc.pt"\n[branch]\nk = 3\n[estimate]\nimportance = "pn"\n')
+    cfg = load_config(config)
+    default = TrainConfig(init="bc.pt")
+    assert cfg.branch == replace(default.branch, k=3)  # keeps mixed_groups_only, limit, ...
+    assert cfg.branch.mixed_groups_only and not cfg.estimate.dowhy
+    assert cfg.estimate.importance == "pn"
+    assert cfg.init == str((tmp_path / "bc.pt").resolve())

@@ -98,8 +98,12 @@ class TrainConfig:
         self.weights.check()
 
 
-def config_from_table(cls: Any, table: dict[str, Any], where: str) -> Any:
-    """A config dataclass from a TOML table: unknown keys and wrong types are bad input."""
+def config_from_table(cls: Any, table: dict[str, Any], where: str, base: Any = None) -> Any:
+    """A config dataclass from a TOML table: unknown keys and wrong types are bad input.
+
+    A nested table overrides only the keys it names: the rest keep the enclosing config's
+    default (e.g. TrainConfig's `[branch]` keeps `mixed_groups_only = true`), not the nested
+    class's own defaults."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
@@ -110,7 +114,8 @@ def config_from_table(cls: Any, table: dict[str, Any], where: str) -> Any:
         if dataclasses.is_dataclass(nested):
             if not isinstance(value, dict):
                 raise BadInput(f"{where}: [{key}] must be a table")
-            values[key] = config_from_table(nested, value, f"{where} [{key}]")
+            inner = getattr(base, key) if base is not None else _default(fields[key])
+            values[key] = config_from_table(nested, value, f"{where} [{key}]", inner)
             continue
         if isinstance(value, list):
             value = tuple(value)
@@ -118,9 +123,15 @@ def config_from_table(cls: Any, table: dict[str, Any], where: str) -> Any:
             raise BadInput(f"{where}: key {key!r}: expected {nested}, got {value!r}")
         values[key] = float(value) if nested is float else value
     try:
-        return cls(**values)
+        return replace(base, **values) if base is not None else cls(**values)
     except TypeError as e:
         raise BadInput(f"{where}: {e}") from None
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
 
 
 def _accepts(hint: Any, value: Any) -> bool:
