@@ -16,13 +16,6 @@ from papo_data.errors import BadInput
 
 Handler = Callable[[argparse.Namespace], int]
 
-# Verbs of the contract that later issues build; each says what it will do.
-PLANNED = {
-    "report": "figures and tables of a dataset's planning actions and estimates",
-    "publish": "publish a dataset to the Hugging Face Hub",
-    "import-lerobot": "import a LeRobot v3 dataset and add the papo sidecar",
-}
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -37,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         demo,
         estimate,
         export_weights,
+        import_lerobot,
+        publish,
+        report,
         segment,
         sql,
         train,
@@ -51,20 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
         "1 internal error. Run 'papo VERB --help' for each verb.",
     )
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
-    for module in (collect, validate, sql, segment, branch, estimate, export_weights, train, demo):
+    pipeline = (collect, validate, sql, segment, branch, estimate, export_weights, train)
+    interop = (report, publish, import_lerobot, demo)
+    for module in (*pipeline, *interop):
         module.add_parser(verbs)
-    for verb, what in PLANNED.items():
-        p = verbs.add_parser(verb, help=f"{what} (not built yet)", description=f"{what}.")
-        p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        p.set_defaults(handler=_not_built(verb))
     return parser
-
-
-def _not_built(verb: str) -> Handler:
-    def handler(args: argparse.Namespace) -> int:
-        raise BadInput(f"'{verb}' is not built yet in this version of papo_data")
-
-    return handler
 
 
 def main(argv: Sequence[str] | None = None) -> int:

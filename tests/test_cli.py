@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -48,14 +49,6 @@ def test_every_verb_explains_itself(verb: str, capsys: pytest.CaptureFixture[str
         main([verb, "--help"])
     assert exit_.value.code == 0
     assert len(capsys.readouterr().out) > 80
-
-
-def test_unbuilt_verbs_exit_2_with_one_line() -> None:
-    out = run("report", "some/dataset", "--out", "r.html")
-    assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == [
-        "papo report: error: 'report' is not built yet in this version of papo_data"
-    ]
 
 
 @pytest.mark.parametrize(
@@ -117,25 +110,27 @@ def test_parquet_needs_out(small_dataset: Path) -> None:
     assert out.returncode == 2 and "--out" in out.stderr
 
 
-def test_demo_builds_validates_and_queries(tmp_path: Path) -> None:
-    out = run(
-        "demo",
-        "--out",
-        str(tmp_path / "demo"),
-        "--groups",
-        "2",
-        "--group-size",
-        "3",
-        "--branch-k",
-        "2",
-        "--branch-limit",
-        "2",
-    )
-    assert out.returncode == 0, out.stderr
-    assert "valid" in out.stdout and "success_rate" in out.stdout
-    assert "causal rows (paired)" in out.stdout and "weights (" in out.stdout
-    with open_dataset(tmp_path / "demo") as ds:
+def test_demo_runs_the_whole_pipeline_and_says_where_everything_is(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    small = ["--groups", "2", "--group-size", "3", "--branch-k", "2", "--branch-limit", "2"]
+    done = run("demo", "--out", str(out), *small, "--train-iterations", "1",
+               "--train-max-steps", "40")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "valid" in done.stdout and "success_rate" in done.stdout
+    assert "causal rows (paired)" in done.stdout and "weights (" in done.stdout
+    with open_dataset(out / "dataset") as ds:
         counts = ds.sql("select (select count(*) from weights) w, (select count(*) from steps) s")
     assert counts["w"][0] == counts["s"][0] > 0
-    again = run("demo", "--out", str(tmp_path / "demo"))
+    assert pl.read_parquet(out / "weights.parquet").height == counts["s"][0]
+    assert pl.read_parquet(out / "run" / "metrics.parquet").height == 1
+    report = (out / "report.html").read_text()
+    assert "learning-curves" in report
+    for name in ("dataset", "weights.parquet", "bc.pt", "run", "report.html"):
+        assert str(out / name) in done.stdout  # the closing list says where each piece is
+    again = run("demo", "--out", str(out))
     assert again.returncode == 2 and "not an empty folder" in again.stderr
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    refused = run("demo", "--out", str(tmp_path / "mine"), "--overwrite")
+    assert refused.returncode == 2 and "earlier demo" in refused.stderr
+    assert (tmp_path / "mine" / "notes.txt").exists()

@@ -56,6 +56,7 @@ def _config(tmp: Path, init: Path, mode: str, iterations: int, **extra: object) 
         "k = 2",
         "limit = 3",
         'interventions = ["noise"]',
+        "mixed_groups_only = false",  # runs this small often have no mixed group: branch anyway
     ]
     path = tmp / f"{mode}.toml"
     path.write_text("\n".join(lines) + "\n")
@@ -101,6 +102,19 @@ def test_online_papo_loop_writes_metrics_datasets_and_checkpoints(
     assert extra["iteration"] == 2 and "optimizer" in extra
     again = papo("train", "--config", _config(tmp_path, cloned, "papo", 2), "--run", run)
     assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_an_iteration_without_planning_actions_trains_with_unit_weights(
+    cloned: Path, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, cloned, "papo", 1)
+    with config.open("a") as f:
+        f.write("[segment]\nthreshold = 1e9\n")  # no step scores this high: nothing to branch
+    run = tmp_path / "run"
+    done = papo("train", "--config", config, "--run", run)
+    assert done.returncode == 0, done.stderr
+    (m,) = pq.read_table(run / "metrics.parquet").to_pylist()
+    assert m["planning_actions"] == 0 and m["branch_steps"] == 0 and m["mean_weight"] == 1.0
 
 
 def _deterministic(rows: list[dict[str, object]]) -> list[dict[str, object]]:

@@ -1,4 +1,14 @@
-"""`papo demo`: collect a small real dataset (Meta-World), validate it, query it."""
+"""`papo demo`: the whole pipeline on a small real dataset, each stage through its own command.
+
+The demo folder holds everything it made, so a user can open each piece afterwards:
+
+    OUT/dataset/        the rollouts (a LeRobot v3 dataset) with every papo sidecar table
+    OUT/weights.parquet the exported per-step weights, for a trainer of your own
+    OUT/bc.pt           the starting policy, cloned from the dataset's successful episodes
+    OUT/train.toml      the config of the short PAPO training run
+    OUT/run/            the training run (metrics.parquet, one dataset per iteration, policies)
+    OUT/report.html     the report of all of it
+"""
 
 from __future__ import annotations
 
@@ -20,19 +30,47 @@ QUERIES = [
     "avg(length) as mean_length from episodes group by group_id order by group_id",
     "select count(*) as checkpoints, avg(octet_length(state))::int as mean_bytes from snapshots",
 ]
+TOP_IMPORTANCE = (
+    "select episode_uid, frame_index, intervention, n_pairs, pn, ps, importance "
+    "from causal order by importance desc nulls last limit 8"
+)
+# A run long enough to show every phase, short enough for a demo (about a minute here).
+TRAIN_TOML = """\
+# papo train --config {config} --run {run}
+init = "bc.pt"
+mode = "papo"
+iterations = {iterations}
+groups_per_task = 2
+max_steps = {max_steps}
+workers = 1  # iterations this small finish before a process pool starts
+seed = {seed}
+
+[grpo]
+group_size = 4
+mini_batch_episodes = 8
+
+[branch]
+k = 4
+limit = 4
+interventions = ["noise"]
+"""
 
 
 def add_parser(verbs: Any) -> None:
     p = verbs.add_parser(
         "demo",
-        help="the pipeline on a small real dataset: collect, segment, branch, estimate, weights",
-        description="The pipeline on a small scale: 'papo collect' of a noisy scripted "
-        "expert on Meta-World pick-place-v3 (groups of rollouts from shared initial states, "
-        "with simulator checkpoints), 'papo validate', a few 'papo sql' queries, then "
-        "'papo segment', 'papo branch', 'papo estimate' and 'papo export-weights'.",
+        help="the whole pipeline on a small real dataset, ending with a report",
+        description="The whole pipeline, small: 'papo collect' of a noisy scripted expert on "
+        "Meta-World (groups of rollouts from shared initial states, with simulator "
+        "checkpoints), 'papo validate' and a few 'papo sql' queries, 'papo segment', 'papo "
+        "branch', 'papo estimate', 'papo export-weights', behaviour cloning of a token policy "
+        "from the successful rollouts ('papo train --bc'), a short PAPO training run ('papo "
+        "train --config') and 'papo report'. Each stage is printed as the command that "
+        "reproduces it. Everything lands under --out: dataset/, weights.parquet, bc.pt, "
+        "train.toml, run/ and report.html.",
     )
     p.add_argument(
-        "--out", type=Path, default=Path("papo-demo"), help="dataset folder (default papo-demo)"
+        "--out", type=Path, default=Path("papo-demo"), help="demo folder (default papo-demo)"
     )
     p.add_argument("--tasks", default="pick-place-v3", help="tasks (default pick-place-v3)")
     p.add_argument("--groups", type=int, default=3, help="initial states per task (default 3)")
@@ -43,70 +81,130 @@ def add_parser(verbs: Any) -> None:
     p.add_argument(
         "--branch-limit", type=int, default=12, help="planning actions to branch (default 12)"
     )
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it is a papo dataset")
+    p.add_argument(
+        "--train-iterations",
+        type=int,
+        default=2,
+        help="iterations of the PAPO training run (default 2; 0 skips training)",
+    )
+    p.add_argument(
+        "--train-max-steps",
+        type=int,
+        default=150,
+        help="episode horizon during training (default 150)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace --out if an earlier demo made it"
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     out: Path = args.out
-    if out.exists() and args.overwrite:
-        if not (out / "meta" / "info.json").exists():
-            raise BadInput(f"{out}: --overwrite only replaces a papo dataset, and this is not one")
-        shutil.rmtree(out)
-    elif out.exists():
-        raise BadInput(f"{out}: exists and is not an empty folder (use --overwrite)")
+    _prepare(out, args.overwrite)
+    if args.train_iterations < 0:
+        raise BadInput("--train-iterations must be 0 or more")
+    data = out / "dataset"
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
     cfg = CollectConfig(tasks=tasks, groups=args.groups, group_size=args.group_size, seed=args.seed)
     print(
-        f"papo collect {out} --tasks {args.tasks} --groups {args.groups} "
+        f"papo collect {data} --tasks {args.tasks} --groups {args.groups} "
         f"--group-size {args.group_size} --seed {args.seed}"
     )
-    counts = collect(out, cfg, workers=args.workers)
-    print(f"wrote {counts['written']} episodes to {out}")
-    problems = validate(out)
-    for p in problems:
-        print(p)
+    counts = collect(data, cfg, workers=args.workers)
+    print(f"wrote {counts['written']} episodes to {data}")
+    problems = validate(data)
+    for problem in problems:
+        print(problem)
     if problems:
         return 1  # our own pipeline produced an invalid dataset: a bug
-    print(f"\npapo validate {out}: valid")
-    with open_dataset(out) as ds, pl.Config(tbl_rows=20, tbl_cols=-1):
-        for query in QUERIES:
-            print(f'\npapo sql {out} "{query}"')
-            print(ds.sql(query))
-    return _pipeline(out, args)
+    print(f"\npapo validate {data}: valid")
+    _show(data, QUERIES)
+    code = _stages(_analysis(data, out, args))
+    if code:
+        return code
+    _show(data, [TOP_IMPORTANCE])
+    code = _stages(_training(data, out, args))
+    if code:
+        return code
+    _where(out, trained=args.train_iterations > 0)
+    return 0
 
 
-def _pipeline(out: Path, args: argparse.Namespace) -> int:
-    """The stages after collection, each through its own command."""
+def _prepare(out: Path, overwrite: bool) -> None:
+    """Refuse to clobber anything but an earlier demo's folder."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if not overwrite:
+        raise BadInput(f"{out}: exists and is not an empty folder (use --overwrite)")
+    if not (out / "dataset" / "meta" / "info.json").exists():
+        raise BadInput(f"{out}: --overwrite only replaces an earlier demo's folder")
+    shutil.rmtree(out)
+
+
+def _analysis(data: Path, out: Path, args: argparse.Namespace) -> list[list[str]]:
+    k, limit, workers = str(args.branch_k), str(args.branch_limit), str(args.workers)
+    return [
+        ["segment", str(data)],
+        ["branch", str(data), "--k", k, "--limit", limit, "--workers", workers],
+        ["estimate", str(data)],
+        ["export-weights", str(data), "--out", str(out / "weights.parquet")],
+        ["validate", str(data)],
+    ]
+
+
+def _training(data: Path, out: Path, args: argparse.Namespace) -> list[list[str]]:
+    report = ["report", str(data), "--out", str(out / "report.html")]
+    if args.train_iterations == 0:
+        return [report]
+    config, run = out / "train.toml", out / "run"
+    config.write_text(
+        TRAIN_TOML.format(
+            config=config,
+            run=run,
+            iterations=args.train_iterations,
+            max_steps=args.train_max_steps,
+            seed=args.seed,
+        )
+    )
+    return [
+        # 8 demos: pick-place clones to a policy that succeeds some of the time (2 give none).
+        ["train", "--bc", str(data), "--out", str(out / "bc.pt"), "--demos-per-task", "8"],
+        ["train", "--config", str(config), "--run", str(run)],
+        [*report, "--run", str(run)],
+    ]
+
+
+def _stages(commands: list[list[str]]) -> int:
     from papo_data.cli import main
 
-    steps = [
-        ["segment", str(out)],
-        [
-            "branch",
-            str(out),
-            "--k",
-            str(args.branch_k),
-            "--limit",
-            str(args.branch_limit),
-            "--workers",
-            str(args.workers),
-        ],
-        ["estimate", str(out)],
-        ["export-weights", str(out)],
-        ["validate", str(out)],
-    ]
-    for argv in steps:
-        print("\npapo " + " ".join(argv))
+    for argv in commands:
+        print("\npapo " + " ".join(argv), flush=True)
         code = main(argv)
         if code:
             return code
-    with open_dataset(out) as ds, pl.Config(tbl_rows=20, tbl_cols=-1):
-        query = (
-            "select episode_uid, frame_index, intervention, n_pairs, pn, ps, importance "
-            "from causal order by importance desc nulls last limit 8"
-        )
-        print(f'\npapo sql {out} "{query}"')
-        print(ds.sql(query))
-    print(f"\nEverything is in {out}/ (papo/planning_actions, branches, causal, weights).")
     return 0
+
+
+def _show(data: Path, queries: list[str]) -> None:
+    with open_dataset(data) as ds, pl.Config(tbl_rows=20, tbl_cols=-1):
+        for query in queries:
+            print(f'\npapo sql {data} "{query}"')
+            print(ds.sql(query))
+
+
+def _where(out: Path, trained: bool) -> None:
+    places = [
+        ("dataset/", "rollouts + papo/ sidecar (planning_actions, branches, causal, weights)"),
+        ("weights.parquet", "per-step weights for your own trainer (join on index)"),
+    ]
+    if trained:
+        places += [
+            ("bc.pt", "starting policy, cloned from the successful rollouts"),
+            ("train.toml", "training config"),
+            ("run/", "training run: metrics.parquet, iterations/, policies/, checkpoints/"),
+        ]
+    places.append(("report.html", "the report: open it in a browser"))
+    print(f"\nEverything is in {out}/:")
+    for name, what in places:
+        print(f"  {out / name}  {what}")

@@ -256,22 +256,26 @@ def train(
             audit = cfg.amortize_audit_fraction if amortized else 1.0
             with _timed(times, "segment"):
                 planning_actions = segment(data, cfg.segment).planning_actions
+            branched_actions = 0
+            # No planning actions (e.g. identical rollouts): nothing to branch, w = 1.
             with _timed(times, "branch"):
-                branched = branch(
-                    data,
-                    replace(
-                        cfg.branch,
-                        detector=cfg.segment.detector,
-                        seed=derive_seed(cfg.seed, it, 2),
-                        audit_fraction=audit,
-                        limit=None if amortized else cfg.branch.limit,
-                    ),
-                    workers=cfg.workers,
-                )
-                branch_steps = branched.simulated_steps
+                if planning_actions:
+                    branched = branch(
+                        data,
+                        replace(
+                            cfg.branch,
+                            detector=cfg.segment.detector,
+                            seed=derive_seed(cfg.seed, it, 2),
+                            audit_fraction=audit,
+                            limit=None if amortized else cfg.branch.limit,
+                        ),
+                        workers=cfg.workers,
+                    )
+                    branch_steps = branched.simulated_steps
+                    branched_actions = branched.planning_actions
             # The amortised model needs a minimum training set; below it, use the branched only.
-            amortized = amortized and branched.planning_actions >= MIN_TRAINING
-            if branched.planning_actions:  # none audited: w = 1 this iteration
+            amortized = amortized and branched_actions >= MIN_TRAINING
+            if branched_actions:  # none audited: w = 1 this iteration
                 with _timed(times, "estimate"):
                     estimate(data, replace(cfg.estimate, amortize=amortized, audit_fraction=audit))
                 with _timed(times, "weights"):
