@@ -345,6 +345,22 @@ def test_imported_dataset_is_itself_lerobot_v3(
     assert check_lerobot_v3(out) == []
 
 
+def test_imported_dataset_segments_and_reports_but_cannot_branch(
+    foreign: tuple[Path, dict[str, np.ndarray]], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    src, _ = foreign
+    out = tmp_path / "imported"
+    assert run_import(capsys, str(src), str(out))[0] == 0
+    assert main(["segment", str(out)]) == 0
+    assert main(["report", str(out), "--out", str(tmp_path / "r.html")]) == 0
+    capsys.readouterr()
+    assert main(["branch", str(out), "--k", "2"]) == 2  # no simulator states to restore
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "papo.env is 'lerobot/so100_pick'" in err[0]
+    with open_dataset(out) as ds:
+        assert ds.sql("select count(*) n from branches")["n"][0] == 0
+
+
 def test_overwrite_replaces_a_papo_dataset_only(
     foreign: tuple[Path, dict[str, np.ndarray]], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -260,7 +260,13 @@ def branch(
         raise BadInput(f"--backend must be local or ray, got {backend!r}")
     with DatasetWriter.open(path) as writer:
         papo = writer.info.get("papo", {})
-        env = make_env(papo.get("env", "?"))
+        if papo.get("env") != "metaworld":  # e.g. imported from LeRobot: no simulator states
+            raise BadInput(
+                f"{path}: meta/info.json: papo.env is {papo.get('env')!r}; branching re-simulates "
+                "from saved simulator states, which only datasets collected with 'papo collect' "
+                "(env metaworld) have"
+            )
+        env = make_env(papo["env"])
         stop = papo.get("episode_end", "first_success") == "first_success"
         with Dataset(path) as ds:
             targets = ds.arrow(
