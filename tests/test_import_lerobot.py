@@ -343,6 +343,9 @@ def test_imported_dataset_is_itself_lerobot_v3(
     out = tmp_path / "imported"
     assert run_import(capsys, str(src), str(out))[0] == 0
     assert check_lerobot_v3(out) == []
+    # Exported back out (the Hub folder `papo publish` writes) it is still LeRobot v3.
+    assert main(["publish", str(out), "--out", str(tmp_path / "hub")]) == 0
+    assert check_lerobot_v3(tmp_path / "hub") == []
 
 
 def test_imported_dataset_segments_and_reports_but_cannot_branch(
