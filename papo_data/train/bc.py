@@ -5,15 +5,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from papo_data.data.dataset import Dataset
 from papo_data.data.sqlfiles import sql_text
 from papo_data.errors import BadInput
-from papo_data.train.batch import matrix
-from papo_data.train.policy import PolicyConfig, TokenPolicy
+
+if TYPE_CHECKING:
+    from papo_data.train.policy import TokenPolicy
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,12 @@ class BCResult:
 
 def behaviour_clone(dataset: Path, cfg: BCConfig) -> BCResult:
     """Fit a fresh policy to the demos of every task in `dataset` by soft-label cross-entropy."""
+    # torch is imported here: `papo --help` reads BCConfig's defaults and need not load it.
+    import torch
+
+    from papo_data.train.batch import matrix
+    from papo_data.train.policy import PolicyConfig, TokenPolicy
+
     cfg.check()
     with Dataset(dataset) as ds:
         demos = ds.arrow(sql_text(__file__, "bc_demos.sql"), {"per_task": cfg.demos_per_task})
