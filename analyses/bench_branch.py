@@ -232,7 +232,7 @@ def overhead_jobs(path: Path, cfg: BranchConfig, limit: int, env: MetaWorldEnv) 
         papo = ds.info.get("papo", {})
         targets = ds.arrow(
             sql_text(run_module.__file__, "targets.sql"),
-            {"detector": cfg.detector, "limit": 2**62},
+            {"detector": cfg.detector, "limit": 2**62, "mixed_only": cfg.mixed_groups_only},
         ).to_pylist()
         horizon = run_module._horizon(ds, papo, env.max_steps)
         stop = papo.get("episode_end", "first_success") == "first_success"

@@ -150,7 +150,8 @@ def build_jobs(path: Path) -> tuple[list[dict[str, Any]], list[Job], str]:
         papo = ds.info.get("papo", {})
         env_name = papo.get("env", "metaworld")
         targets = ds.arrow(
-            sql_text(run_module.__file__, "targets.sql"), {"detector": "joint", "limit": 2**62}
+            sql_text(run_module.__file__, "targets.sql"),
+            {"detector": "joint", "limit": 2**62, "mixed_only": False},
         ).to_pylist()
         targets = [t for t in targets if t["frame_index"] > 0]
         horizon = run_module._horizon(ds, papo, make_env(env_name).max_steps)
