@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pyarrow.parquet as pq
 
 from papo_data import schema
 from papo_data.data import commit
+from papo_data.errors import BadInput
 
 POLICY_DIR = "papo/policies"
 """Checkpoints of the trained policies that collected a dataset's episodes, `<sha>.pt`."""
@@ -62,6 +65,23 @@ def describe(t: pa.DataType) -> str:
     return str(t)
 
 
+def first_line(e: Exception) -> str:
+    """An exception's first line (Arrow's messages run on), or its type when it has none."""
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+@contextmanager
+def readable_parquet(path: Path | str) -> Iterator[None]:
+    """Reading `path` inside this block: a truncated or non-Parquet file is BadInput naming it.
+    A missing file is left to the caller, which knows what the file should have been."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError) as e:
+        raise BadInput(f"{path}: not a readable Parquet file ({first_line(e)})") from None
+
+
 def read_footer(
     root: Path, path: Path, view: commit.Overlay
 ) -> tuple[pa.Schema | None, list[Problem]]:
@@ -70,8 +90,7 @@ def read_footer(
     try:
         return pq.read_schema(view.readable(path)), []
     except (pa.ArrowInvalid, OSError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return None, [Problem(rel, None, None, f"not a readable Parquet file ({reason})")]
+        return None, [Problem(rel, None, None, f"not a readable Parquet file ({first_line(e)})")]
 
 
 def check_columns(

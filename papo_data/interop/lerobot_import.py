@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 
 from papo_data import schema
 from papo_data.data import commit, lerobot
+from papo_data.data.files import first_line, readable_parquet
 from papo_data.data.validate import validate
 from papo_data.data.writer import DatasetWriter, Episode
 from papo_data.errors import BadInput
@@ -148,10 +149,6 @@ class Source:
     dims: schema.Dims
 
 
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-
-
 def read_info(src: Path) -> dict[str, Any]:
     """`meta/info.json` of a v3.0 dataset with observation.state and action vectors."""
     path = src / lerobot.INFO_PATH
@@ -161,7 +158,7 @@ def read_info(src: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise BadInput(f"{src}: not a LeRobot dataset (no {lerobot.INFO_PATH})") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise BadInput(f"{where}: cannot be read ({_first_line(e)})") from None
+        raise BadInput(f"{where}: cannot be read ({first_line(e)})") from None
     with contextlib.suppress(json.JSONDecodeError):
         raw = json.loads(text)
         # Say what is wrong in the order a user fixes it: the version, then our two features.
@@ -197,11 +194,10 @@ def read_tasks(src: Path) -> dict[int, str]:
     """task_index -> text, from tasks.parquet (LeRobot writes the text as the pandas index)."""
     path = src / lerobot.TASKS_PATH
     try:
-        frame = pd.read_parquet(path)
+        with readable_parquet(path):
+            frame = pd.read_parquet(path)
     except FileNotFoundError:
         raise BadInput(f"{path}: is missing (LeRobot v3 keeps the task texts there)") from None
-    except (pa.ArrowInvalid, OSError) as e:
-        raise BadInput(f"{path}: not a readable Parquet file ({_first_line(e)})") from None
     if "task" in frame.columns:
         frame = frame.set_index("task")
     if "task_index" not in frame.columns:
@@ -216,14 +212,12 @@ def read_episodes(src: Path) -> tuple[pd.DataFrame, list[str]]:
     if not paths:
         raise BadInput(f"{src / EPISODES_GLOB}: no episodes metadata file")
     for path in paths:
-        try:
+        with readable_parquet(path):
             names = pq.read_schema(path).names
             missing = [k for k in EPISODE_KEYS if k not in names]
             if missing:
                 raise BadInput(f"{path}: field {missing[0]} is missing")
             parts.append(pq.read_table(path, columns=list(EPISODE_KEYS)).to_pandas())
-        except (pa.ArrowInvalid, OSError) as e:
-            raise BadInput(f"{path}: not a readable Parquet file ({_first_line(e)})") from None
         others += [n for n in names if n not in others]
     episodes = pd.concat(parts, ignore_index=True).sort_values("episode_index")
     dup = episodes["episode_index"].duplicated()
@@ -407,15 +401,14 @@ def read_data_file(src: Source, path: Path) -> tuple[dict[str, np.ndarray], str]
     where = str(path)
     wanted = ["episode_index", "frame_index", "task_index", *src.columns.values()]
     try:
-        names = pq.read_schema(path).names
-        missing = [c for c in wanted if c not in names]
-        if missing:
-            raise BadInput(f"{where}: field {missing[0]} is not a column of this file")
-        table = pq.read_table(path, columns=wanted)
+        with readable_parquet(where):
+            names = pq.read_schema(path).names
+            missing = [c for c in wanted if c not in names]
+            if missing:
+                raise BadInput(f"{where}: field {missing[0]} is not a column of this file")
+            table = pq.read_table(path, columns=wanted)
     except FileNotFoundError:
         raise BadInput(f"{where}: is missing (the episodes metadata names it)") from None
-    except (pa.ArrowInvalid, OSError) as e:
-        raise BadInput(f"{where}: not a readable Parquet file ({_first_line(e)})") from None
     values: dict[str, np.ndarray] = {}
     steps = schema.load("steps")
     for papo_col, feature in src.columns.items():

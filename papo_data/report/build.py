@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from papo_data.causal.paired import proportion_interval
 from papo_data.data import commit
 from papo_data.data.dataset import Dataset, open_dataset
+from papo_data.data.files import readable_parquet
 from papo_data.data.sqlfiles import sql_text
 from papo_data.errors import BadInput
 from papo_data.planning.figures import action_trace, group_contrast
@@ -461,10 +462,8 @@ def read_metrics(run: Path) -> pl.DataFrame:
     path = run / "metrics.parquet"
     if not path.is_file():
         raise BadInput(f"{path}: no such file (is {run} a run folder of papo train --config?)")
-    try:
+    with readable_parquet(path):
         table = pq.read_table(path)
-    except (pa.ArrowException, OSError) as e:
-        raise BadInput(f"{path}: not a readable Parquet file ({str(e).splitlines()[0]})") from None
     for name in METRICS:
         if name not in table.column_names:
             raise BadInput(f"{path}: field {name}: missing (not written by papo train --config?)")

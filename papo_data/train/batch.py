@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import torch
 
 from papo_data.data.dataset import Dataset
+from papo_data.data.files import readable_parquet
 from papo_data.data.sqlfiles import sql_text
 from papo_data.errors import BadInput
 from papo_data.train.grpo import Batch
@@ -32,11 +33,10 @@ def run_weights(ds: Dataset, run_id: str) -> pa.Table:
 def read_weights_file(path: Path) -> pa.Table:
     """An exported weights file, checked: (index, weight) present, unique, finite and > 0."""
     try:
-        table = pq.read_table(path)
+        with readable_parquet(path):
+            table = pq.read_table(path)
     except FileNotFoundError:
         raise BadInput(f"{path}: no such weights file") from None
-    except (pa.ArrowInvalid, OSError) as e:
-        raise BadInput(f"{path}: not a readable Parquet file ({e})") from None
     for name, kinds in (("index", pa.types.is_integer), ("weight", pa.types.is_floating)):
         if name not in table.column_names:
             raise BadInput(f"{path}: missing column {name!r}")
