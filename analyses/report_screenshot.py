@@ -94,16 +94,22 @@ def screenshot(html: Path, png: Path) -> int:
             if broken:
                 sys.exit(f"images that did not decode: {broken}")
             height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-            shot = driver.execute_cdp_cmd(
-                "Page.captureScreenshot",
-                {"format": "png", "captureBeyondViewport": True,
-                 "clip": {"x": 0, "y": 0, "width": WIDTH, "height": height, "scale": 1}},
-            )  # fmt: skip
+            shot = full_page_png(driver, height)
         finally:
             driver.quit()
     png.parent.mkdir(parents=True, exist_ok=True)
-    png.write_bytes(base64.b64decode(shot["data"]))
+    png.write_bytes(shot)
     return height
+
+
+def full_page_png(driver: webdriver.Chrome, height: int) -> bytes:
+    """The whole page, `height` CSS px tall, as PNG bytes (DevTools captureBeyondViewport)."""
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {"format": "png", "captureBeyondViewport": True,
+         "clip": {"x": 0, "y": 0, "width": WIDTH, "height": height, "scale": 1}},
+    )  # fmt: skip
+    return base64.b64decode(shot["data"])
 
 
 def main() -> None:

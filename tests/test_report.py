@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import importlib.util
 import io
 import re
 import tempfile
@@ -15,14 +15,21 @@ import pyarrow.parquet as pq
 import pytest
 from matplotlib.image import imread
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 
 from papo_data import open_dataset
 from papo_data.causal import proportion_interval
 from papo_data.cli import main
 from papo_data.sim.collect import CollectConfig, collect
 
-WIDTH = 1100  # browser window, CSS px
+# The browser set-up and the full-page capture are analyses/report_screenshot.py's own, so the
+# script that made analyses/figures/report.png is the one tested here.
+_spec = importlib.util.spec_from_file_location(
+    "report_screenshot", Path(__file__).resolve().parents[1] / "analyses" / "report_screenshot.py"
+)
+assert _spec is not None and _spec.loader is not None
+SCREENSHOT = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(SCREENSHOT)
+WIDTH = SCREENSHOT.WIDTH  # browser window, CSS px
 EVERY_FIGURE = {
     "action-trace",
     "group-contrast",
@@ -88,16 +95,7 @@ def report(dataset: Path, run_dir: Path, tmp_path_factory: pytest.TempPathFactor
 def browser() -> Iterator[webdriver.Chrome]:
     """The system Chromium through the system chromedriver: selenium-manager never runs."""
     with tempfile.TemporaryDirectory() as profile:
-        options = webdriver.ChromeOptions()
-        options.binary_location = "/usr/bin/chromium"
-        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={profile}", f"--window-size={WIDTH},900"):  # fmt: skip
-            options.add_argument(arg)
-        driver = webdriver.Chrome(
-            options=options, service=Service(executable_path="/usr/bin/chromedriver")
-        )
+        driver = SCREENSHOT.chromium(Path(profile))
         try:
             yield driver
         finally:
@@ -123,15 +121,6 @@ def load(browser: webdriver.Chrome, page: Path) -> dict[str, object]:
         };
         """
     )
-
-
-def full_page_png(browser: webdriver.Chrome, height: int) -> bytes:
-    shot = browser.execute_cdp_cmd(
-        "Page.captureScreenshot",
-        {"format": "png", "captureBeyondViewport": True,
-         "clip": {"x": 0, "y": 0, "width": WIDTH, "height": height, "scale": 1}},
-    )  # fmt: skip
-    return base64.b64decode(shot["data"])
 
 
 def test_report_renders_every_figure_in_chromium(
@@ -165,7 +154,7 @@ def test_report_renders_every_figure_in_chromium(
     html = report.read_text()
     assert not re.search(r"<(script|link)\b|\bsrc=\"(?!data:)|url\(", html)
 
-    png = full_page_png(browser, int(page["height"]))  # type: ignore[call-overload]
+    png = SCREENSHOT.full_page_png(browser, int(page["height"]))  # type: ignore[call-overload]
     shot = tmp_path / "report.png"
     shot.write_bytes(png)
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 100_000
