@@ -336,12 +336,17 @@ def test_import_without_outcome_columns_says_success_is_unknown(
     )
 
 
-def test_imported_dataset_is_itself_lerobot_v3(
+@pytest.fixture
+def imported(
     foreign: tuple[Path, dict[str, np.ndarray]], tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
-    src, _ = foreign
+) -> Path:
     out = tmp_path / "imported"
-    assert run_import(capsys, str(src), str(out))[0] == 0
+    assert run_import(capsys, str(foreign[0]), str(out))[0] == 0
+    return out
+
+
+def test_imported_dataset_is_itself_lerobot_v3(imported: Path, tmp_path: Path) -> None:
+    out = imported
     assert check_lerobot_v3(out) == []
     # Exported back out (the Hub folder `papo publish` writes) it is still LeRobot v3.
     assert main(["publish", str(out), "--out", str(tmp_path / "hub")]) == 0
@@ -349,11 +354,9 @@ def test_imported_dataset_is_itself_lerobot_v3(
 
 
 def test_imported_dataset_segments_and_reports_but_cannot_branch(
-    foreign: tuple[Path, dict[str, np.ndarray]], tmp_path: Path, capsys: pytest.CaptureFixture
+    imported: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    src, _ = foreign
-    out = tmp_path / "imported"
-    assert run_import(capsys, str(src), str(out))[0] == 0
+    out = imported
     assert main(["segment", str(out)]) == 0
     assert main(["report", str(out), "--out", str(tmp_path / "r.html")]) == 0
     capsys.readouterr()
