@@ -16,11 +16,14 @@ Method (DESIGN §3 detectors, §4 simulator):
    frame_index 0, `env.restore`) with its own policy (`policy_from_id(policy_id, env)`) and its
    own policy seed (`np.random.default_rng(policy_seed)`); the unperturbed re-run must reproduce
    the log exactly (same actions, success and length; asserted for every episode). At the
-   chosen steps the policy's action is replaced by a uniform random action in [-1, 1]^A from a
-   separate stream, `np.random.default_rng([--seed, episode_index])`, drawn for every step of
-   the horizon up front (common random numbers: two detectors choosing the same step apply the
-   same action). `policy.act` is still called at every step so the policy's random stream stays
-   aligned with the log. Same horizon and stop-at-first-success rule as the dataset
+   chosen steps the policy's action is replaced. `--perturbation uniform` (the default, EDGE /
+   StateMask): a uniform random action in [-1, 1]^A from a separate stream,
+   `np.random.default_rng([--seed, episode_index])`, drawn for every step of the horizon up
+   front (common random numbers: two detectors choosing the same step apply the same action).
+   `--perturbation hold`: the action taken one step before, so a contiguous run of chosen steps
+   holds the action before it (the branch engine's `hold`: the decision not taken).
+   `policy.act` is still called at every step so the policy's random stream stays aligned with
+   the log. Same horizon and stop-at-first-success rule as the dataset
    (info.json `papo.horizon`, `papo.episode_end`).
 4. Statistics: flip = perturbed success != logged success. Per detector the flip rate with a
    Wilson 95% interval (`papo_data.causal.proportion_interval`), over episodes of mixed groups
@@ -91,6 +94,11 @@ TASKS = (
 x 8 rollouts (seed 0) over 10 candidates; basketball, pick-out-of-hole, sweep-into and
 coffee-push succeeded 16/16 and were left out."""
 RATIO_GOAL = 3.0
+PERTURBATIONS = {
+    "uniform": "uniform random actions",
+    "hold": "the previous action held",
+}
+"""What replaces the action at a chosen step (--perturbation), as the report words it."""
 BOOTSTRAP_SAMPLES = 10_000
 BASELINE = "baseline"
 """Cache key of the unperturbed re-run."""
@@ -357,6 +365,7 @@ class Job:
     horizon: int
     stop_on_success: bool
     seed: int
+    perturbation: str
     perturb: tuple[tuple[int, ...], ...]
     baseline: bool
     """Also re-run unperturbed (the exactness check); returns its actions."""
@@ -376,7 +385,8 @@ _worker_env = cache(make_env)
 def simulate(
     env: EnvAdapter, job: Job, frames: Iterable[int], keep_actions: bool = False
 ) -> tuple[bool, int, np.ndarray | None]:
-    """Re-run the episode from frame 0 with its policy and seed, random actions at `frames`."""
+    """Re-run the episode from frame 0 with its policy and seed, perturbed at `frames`:
+    `uniform` takes a random action there, `hold` repeats the action taken one step before."""
     chosen = frozenset(frames)
     obs = env.restore(job.blob)
     policy = policy_from_id(job.policy_id, env)
@@ -390,10 +400,15 @@ def simulate(
     )
     taken = []
     success, length = False, 0
+    previous: np.ndarray | None = None
     for t in range(job.horizon):
         action, _ = policy.act(obs, rng)  # always: keeps the policy's stream aligned
         if t in chosen:
-            action = noise[t]
+            if job.perturbation == "uniform":
+                action = noise[t]
+            elif previous is not None:  # hold: a block repeats the action before it
+                action = previous
+        previous = action
         if keep_actions:
             taken.append(action)
         obs, _, ok = env.step(action)
@@ -447,10 +462,12 @@ def run_all(
     stop_on_success: bool,
     seed: int,
     workers: int,
+    perturbation: str = "uniform",
 ) -> tuple[dict[str, list[Any]], int]:
     """(perturbed success and length by run_key, simulated steps). Every episode's unperturbed
     re-run is checked against the log; a mismatch stops the analysis."""
-    cache_path = cache.with_name(f"{cache.name}-runs-noise{seed}.json")
+    tag = f"noise{seed}" if perturbation == "uniform" else perturbation
+    cache_path = cache.with_name(f"{cache.name}-runs-{tag}.json")
     runs = load_cache(cache_path)
     jobs = []
     for row in eps.table.iter_rows(named=True):
@@ -469,6 +486,7 @@ def run_all(
                     horizon=horizon,
                     stop_on_success=stop_on_success,
                     seed=seed,
+                    perturbation=perturbation,
                     perturb=todo,
                     baseline=need_baseline,
                 )
@@ -896,7 +914,7 @@ def markdown(rep: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(rep: Report, path: Path) -> None:
+def plot(rep: Report, path: Path, perturbation: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -979,7 +997,7 @@ def plot(rep: Report, path: Path) -> None:
     else:
         ax.axis("off")
     fig.suptitle(
-        "Detector fidelity: uniform random actions at each detector's top 10% steps, "
+        f"Detector fidelity: {PERTURBATIONS[perturbation]} at each detector's top 10% steps, "
         "success flip rate"
     )
     fig.tight_layout()
@@ -999,6 +1017,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="collection, random detector, noise, CIs")
     p.add_argument("--workers", type=int, default=2, help="simulation processes")
     p.add_argument("--fraction", type=float, default=0.1, help="share of steps perturbed")
+    p.add_argument(
+        "--perturbation",
+        choices=PERTURBATIONS,
+        default="uniform",
+        help="at a chosen step: a uniform random action (EDGE/StateMask), or hold the action "
+        "taken one step before (the branch engine's `hold`: the decision not taken)",
+    )
     p.add_argument(
         "--work", type=Path, default=Path("/tmp/papo-detector-fidelity"), help="cache folder"
     )
@@ -1027,6 +1052,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--fraction must be in (0, 1]")
     if args.workers < 1:
         p.error("--workers must be at least 1")
+    if args.blocks and args.perturbation != "uniform":
+        p.error("--blocks redraws the random actions, so it needs --perturbation uniform")
     known = {v.name for v in VARIANTS}
     if args.variants == ["all"]:
         args.variants = [v.name for v in VARIANTS]
@@ -1055,6 +1082,7 @@ def main(argv: list[str] | None = None) -> int:
             "horizon": int(papo["horizon"]),
             "stop_on_success": papo["episode_end"] == "first_success",
             "workers": args.workers,
+            "perturbation": args.perturbation,
         }
         eps = load_episodes(ds, env, args.tasks)
         scores = {d: step_scores(ds, SegmentConfig(detector=d, seed=args.seed)) for d in DETECTORS}
@@ -1074,7 +1102,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.seed}; {t.filter(pl.col('mixed'))['group_id'].n_unique()}/"
         f"{t['group_id'].n_unique()} groups mixed ({int(t['mixed'].sum())} episodes, "
         f"{int(t.filter(pl.col('mixed'))['success'].sum())} successes); top "
-        f"{100 * args.fraction:g}% steps perturbed; unperturbed re-runs reproduce the log: "
+        f"{100 * args.fraction:g}% steps perturbed ({PERTURBATIONS[args.perturbation]}); "
+        f"unperturbed re-runs reproduce the log: "
         f"{t.height}/{t.height}; ran in {time.perf_counter() - started:.0f} s "
         f"({simulated} detector-run steps simulated, not counting cached runs)\n"
     )
@@ -1086,7 +1115,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out_md:
         args.out_md.write_text(text)
     if args.figure:
-        plot(rep, args.figure)
+        plot(rep, args.figure, args.perturbation)
     return 0
 
 
