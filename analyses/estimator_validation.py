@@ -20,8 +20,9 @@
     `papo estimate --amortize` does) for every planning action of the dataset;
     `amortize()` cross-validated MAE against the predict-the-mean baseline, then at audit
     fractions 0.25 / 0.5 / 0.75 (the hashed audit set of `papo branch --audit-fraction`) the
-    model trained on the audit set is scored on the unaudited actions, next to the share of
-    branch steps that the unaudited actions would have cost (the steps saved).
+    model trained on the audit set is scored on the unaudited actions (with a paired bootstrap
+    interval of its gain over the mean baseline, resampling the unaudited actions), next to the
+    share of branch steps that the unaudited actions would have cost (the steps saved).
 
 Run it with:
 
@@ -452,11 +453,21 @@ def part_c(path: Path, b: dict[str, Any]) -> dict[str, Any]:
                 continue
             pred = {(r["episode_uid"], r["frame_index"]): r["importance"] for r in res.rows}
             mean = float(np.mean(list(audit.values())))
-            row["mae"] = float(np.mean([abs(pred[a] - v) for a, v in held.items()]))
-            row["baseline_mae"] = float(np.mean([abs(mean - v) for v in held.values()]))
+            model_err = np.array([abs(pred[a] - v) for a, v in held.items()])
+            mean_err = np.array([abs(mean - v) for v in held.values()])
+            row["mae"], row["baseline_mae"] = float(model_err.mean()), float(mean_err.mean())
+            row["gain_ci"] = paired_bootstrap(mean_err - model_err)
             row["cv_mae"] = res.cv_mae
             out["rows"].append(row)
     return out
+
+
+def paired_bootstrap(diff: np.ndarray, samples: int = 10_000) -> tuple[float, float]:
+    """95% percentile interval of the mean of paired differences, resampling actions (seed 0)."""
+    rng = np.random.default_rng(0)
+    means = diff[rng.integers(0, len(diff), size=(samples, len(diff)))].mean(axis=1)
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    return float(lo), float(hi)
 
 
 # -- output -----------------------------------------------------------------------------------
@@ -596,6 +607,14 @@ def report_b(b: dict[str, Any], t: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def gain(row: dict[str, Any]) -> str:
+    """Baseline MAE minus model MAE on the held-out actions, with its paired bootstrap CI."""
+    if "gain_ci" not in row:
+        return "n/a"
+    lo, hi = row["gain_ci"]
+    return f"{fmt(row['baseline_mae'] - row['mae'])} [{fmt(lo)}, {fmt(hi)}]"
+
+
 def report_c(c: dict[str, Any]) -> str:
     out = [
         f"### (c) Amortised importance (I = (PN + PS) / 2 at K = 16, {c['n']} planning actions)",
@@ -613,6 +632,7 @@ def report_c(c: dict[str, Any]) -> str:
                 str(r["held_out"]),
                 fmt(r.get("mae", math.nan)),
                 fmt(r.get("baseline_mae", math.nan)),
+                gain(r),
                 fmt(r.get("cv_mae", math.nan)),
                 f"{r['steps_saved']:.1%}",
                 r.get("error", ""),
@@ -626,6 +646,7 @@ def report_c(c: dict[str, Any]) -> str:
                 "held out",
                 "held-out MAE",
                 "mean-baseline MAE",
+                "baseline - model [95% CI]",
                 "CV MAE (audit)",
                 "branch steps saved",
                 "note",
