@@ -75,7 +75,6 @@ import pyarrow as pa
 
 from papo_data.causal import proportion_interval
 from papo_data.data.dataset import Dataset
-from papo_data.data.sqlfiles import sql_text
 from papo_data.planning import segment
 from papo_data.planning.segment import DETECTORS, SegmentConfig, step_scores
 from papo_data.sim import EnvAdapter
@@ -121,34 +120,37 @@ class Variant:
 
 JOINT = "WHEN 'joint' THEN greatest(v.v, 0) * (1 + $beta * coalesce(c.o, 0))"
 """The joint score in step_scores.sql (an edit target)."""
-SWITCH = "+ $switch_weight * c.switch::INTEGER AS v"
+SWITCH = "+ $switch_weight * switch::INTEGER AS v"
 """The gripper-switch term of v_t in step_scores.sql (an edit target)."""
-VARIATION_SELECT = "SELECT c.episode_index, c.episode_uid, c.frame_index, c.group_id, c.length,"
-HELD = (  # carry "the gripper is commanded closed" from `acts` to the final select
+FINAL_SELECT = "SELECT v.episode_index, e.episode_uid, v.frame_index, e.length,"
+HELD = (  # carry "the gripper is commanded closed" from `means` to the final select
+    ("false) AS switch\n", "false) AS switch,\n           coalesce(x{grip} > 0, false) AS held\n"),
     (
-        "false) AS switch\n",
-        "false) AS switch,\n           coalesce(s.action[$grip] > 0, false) AS held\n",
+        "SELECT episode_index, frame_index, switch,",
+        "SELECT episode_index, frame_index, switch, held,",
     ),
-    (VARIATION_SELECT, VARIATION_SELECT + " c.held,"),
+    ("SELECT episode_index, frame_index,\n", "SELECT episode_index, frame_index, held,\n"),
+    (FINAL_SELECT, FINAL_SELECT + " v.held,"),
 )
 HASH = (
-    "(md5_number(concat($seed, '/', v.episode_uid, '/', v.frame_index)) % 1000000007)::DOUBLE"
+    "(md5_number(concat($seed, '/', e.episode_uid, '/', v.frame_index)) % 1000000007)::DOUBLE"
     " / 1000000007"
 )
+CONTRAST_JOIN = "LEFT JOIN contrast c ON c.g = e.g AND c.frame_index = v.frame_index"
 RANK_WINDOWS = (
-    "LEFT JOIN contrast c USING (group_id, frame_index)",
-    "LEFT JOIN contrast c USING (group_id, frame_index)\n"
+    CONTRAST_JOIN,
+    CONTRAST_JOIN + "\n"
     "WINDOW pv AS (PARTITION BY v.episode_index ORDER BY v.v),\n"
     "       po AS (PARTITION BY v.episode_index ORDER BY coalesce(c.o, 0))",
 )
 SWITCH_DISTANCE = (
     "least("
-    "coalesce(c.frame_index - max(CASE WHEN c.switch THEN c.frame_index END) OVER ("
-    "PARTITION BY c.episode_index ORDER BY c.frame_index "
+    "coalesce(frame_index - max(CASE WHEN switch THEN frame_index END) OVER ("
+    "PARTITION BY episode_index ORDER BY frame_index "
     "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), 1000000), "
-    "coalesce(min(CASE WHEN c.switch THEN c.frame_index END) OVER ("
-    "PARTITION BY c.episode_index ORDER BY c.frame_index "
-    "ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) - c.frame_index, 1000000))"
+    "coalesce(min(CASE WHEN switch THEN frame_index END) OVER ("
+    "PARTITION BY episode_index ORDER BY frame_index "
+    "ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) - frame_index, 1000000))"
 )
 """Frames from t to the nearest gripper switch of the episode (1e6 when it has none)."""
 EPISODE_SUCCESS = "(SELECT e.success FROM episodes e WHERE e.episode_index = v.episode_index)"
@@ -168,7 +170,7 @@ def block(k: int) -> Variant:
     return Variant(
         f"block{k}",
         f"the steps nearest frame ({k} + 0.5) x length / 10",
-        edits=(joint_as(f"-abs(v.frame_index - ({k} + 0.5) * v.length / 10)"),),
+        edits=(joint_as(f"-abs(v.frame_index - ({k} + 0.5) * e.length / 10)"),),
     )
 
 
@@ -218,7 +220,7 @@ VARIANTS: tuple[Variant, ...] = (
         "instead of v+ (1 + beta o); percentile of v alone in one-outcome groups",
         edits=(
             joint_as(
-                "CASE WHEN m.group_id IS NULL THEN percent_rank() OVER pv "
+                "CASE WHEN m.g IS NULL THEN percent_rank() OVER pv "
                 "ELSE greatest(percent_rank() OVER pv, percent_rank() OVER po) END"
             ),
             RANK_WINDOWS,
@@ -229,7 +231,7 @@ VARIANTS: tuple[Variant, ...] = (
         "s = percentile of v + percentile of o within the episode (AND)",
         edits=(
             joint_as(
-                "CASE WHEN m.group_id IS NULL THEN percent_rank() OVER pv "
+                "CASE WHEN m.g IS NULL THEN percent_rank() OVER pv "
                 "ELSE percent_rank() OVER pv + percent_rank() OVER po END"
             ),
             RANK_WINDOWS,
@@ -341,12 +343,12 @@ def sql_params(sql: str, params: dict[str, Any]) -> dict[str, Any]:
 def variant_scores(ds: Dataset, v: Variant, seed: int) -> pa.Table:
     """step_scores of a variant, from an edited copy of the package's SQL text."""
     cfg = SegmentConfig(**({"detector": "joint", "seed": seed} | v.config))
-    sql = sql_text(segment.__file__, "step_scores.sql")
+    params = segment._params(ds, cfg) | v.params
+    sql = segment._step_scores_sql(ds)  # the package's SQL with its per-dim slots filled
     for old, new in v.edits:
         if sql.count(old) != 1:
             raise SystemExit(f"variant {v.name}: edit target found {sql.count(old)} times: {old}")
-        sql = sql.replace(old, new)
-    params = segment._params(ds, cfg) | v.params
+        sql = sql.replace(old, new.replace("{grip}", str(params["grip"])))
     return ds.arrow(sql, sql_params(sql, params))
 
 
