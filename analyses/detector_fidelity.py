@@ -248,6 +248,14 @@ VARIANTS: tuple[Variant, ...] = (
         edits=(joint_as("-v.frame_index"),),
     ),
     Variant("late", "diagnostic: the last steps", edits=(joint_as("v.frame_index"),)),
+    Variant(
+        "contrast-ahead",
+        "o_t is the outcome contrast of the window after t (centred at t + w), not around t: "
+        "a decision should come before the siblings' actions diverge",
+        edits=(
+            ("SELECT g, frame_index, sqrt(", "SELECT g, frame_index - $w AS frame_index, sqrt("),
+        ),
+    ),
 )
 PROPOSALS = ("switch-nearest", "beta-5-success-only")
 """The variants RESULTS.md proposes (checked on a second seed)."""
