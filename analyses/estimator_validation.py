@@ -53,6 +53,7 @@ from papo_data.branches.engine import Job, JobResult, branch_seed
 from papo_data.branches.run import BranchConfig
 from papo_data.causal.amortized import amortize, audited
 from papo_data.causal.paired import pn_ps_from_counts, proportion_interval
+from papo_data.data.commit import write_atomic_bytes
 from papo_data.data.dataset import Dataset
 from papo_data.data.sqlfiles import sql_text
 from papo_data.planning.segment import SegmentConfig, segment
@@ -290,7 +291,7 @@ def _part_b_branch(
         k_truth, truth_steps, truth_s = saved["k_truth"], saved["truth_steps"], saved["truth_s"]
     t1 = time.perf_counter() - truth_s
     while True:
-        saved_path.write_text(
+        write_atomic_bytes(  # a crash mid-write must not lose the rounds already run
             json.dumps(
                 {
                     "keys": [list(key(j)) for j in jobs],
@@ -303,7 +304,8 @@ def _part_b_branch(
                     "truth_steps": truth_steps,
                     "truth_s": time.perf_counter() - t1,
                 }
-            )
+            ).encode(),
+            saved_path,
         )
         if k_truth >= max_truth:
             break
