@@ -42,6 +42,11 @@ Method (DESIGN §3 detectors, §4 simulator):
    or text edits of a COPY of papo_data/planning/sql/step_scores.sql (the package file is never
    touched), to see which change of the detector raises its fidelity; `proposals` runs the two
    that RESULTS.md proposes.
+7. `--random-runs`: a control for the run structure. Joint picks a few runs of consecutive
+   steps, random scattered single steps; holding the action before a long run perturbs more
+   than holding it for one step. `random-runs` places joint's runs (same number and lengths) at
+   random non-overlapping places of each episode, so joint / random-runs measures the choice of
+   place alone.
 
 Episodes run in a spawn process pool (`--workers`); every run is a pure function of the
 episode, the chosen steps and the seed, so the output does not depend on the pool. Runs are
@@ -79,7 +84,7 @@ from papo_data.planning import segment
 from papo_data.planning.segment import DETECTORS, SegmentConfig, step_scores
 from papo_data.sim import EnvAdapter
 from papo_data.sim.collect import CollectConfig, collect, make_env
-from papo_data.sim.policies import policy_from_id
+from papo_data.sim.policies import NoisyExpertConfig, policy_from_id
 
 TASKS = (
     "pick-place-v3",
@@ -266,6 +271,8 @@ PROPOSALS = ("switch-nearest", "beta-5-success-only")
 
 def data_path(work: Path, cfg: CollectConfig) -> Path:
     key = json.dumps([cfg.tasks, cfg.groups, cfg.group_size, cfg.seed])
+    if cfg.noise != NoisyExpertConfig():  # the default keeps its old cache key
+        key += json.dumps([cfg.noise.sigma, cfg.noise.delay_prob, cfg.noise.max_delay])
     return work / f"data-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
@@ -340,6 +347,39 @@ def top_steps(scores: pa.Table, fraction: float) -> dict[int, tuple[int, ...]]:
         int(i): tuple(int(f) for f in frames)
         for i, frames in zip(df["episode_index"], df["frame_index"], strict=True)
     }
+
+
+def random_runs(
+    picks: dict[int, tuple[int, ...]], scores: pa.Table, seed: int
+) -> dict[int, tuple[int, ...]]:
+    """A control for where `picks` are, not how they are grouped: per episode the same runs of
+    consecutive frames (same number and lengths, in random order), placed uniformly at random,
+    non-overlapping and non-adjacent, among the frames that have a score. Holding the action
+    before a run perturbs more the longer the run, so this separates the choice of place from
+    the run structure."""
+    df = pl.from_arrow(scores.select(["episode_index", "frame_index", "score"]))
+    assert isinstance(df, pl.DataFrame)
+    scored = df.filter(pl.col("score").is_not_null() & pl.col("score").is_not_nan())
+    frames = {
+        int(key[0]): np.sort(part["frame_index"].to_numpy())
+        for key, part in scored.partition_by("episode_index", as_dict=True).items()
+    }
+    out: dict[int, tuple[int, ...]] = {}
+    for i, chosen in picks.items():
+        breaks = np.flatnonzero(np.diff(chosen) > 1) + 1
+        lengths = [len(r) for r in np.split(np.asarray(chosen), breaks)]
+        rng = np.random.default_rng([seed, i, 7])
+        rng.shuffle(lengths)
+        avail = frames[i]
+        spare = len(avail) - sum(lengths) - (len(lengths) - 1)  # cells beyond the runs and gaps
+        marks = np.sort(rng.choice(spare + len(lengths), size=len(lengths), replace=False))
+        start, placed = 0, []
+        for k, (mark, n) in enumerate(zip(marks, lengths, strict=True)):
+            first = int(mark) - k + start  # free cells before this run + runs and gaps so far
+            placed += avail[first : first + n].tolist()
+            start += n + 1
+        out[i] = tuple(sorted(int(f) for f in placed))
+    return out
 
 
 def sql_params(sql: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -1026,6 +1066,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--group-size", type=int, default=8, help="rollouts per group")
     p.add_argument("--seed", type=int, default=0, help="collection, random detector, noise, CIs")
     p.add_argument("--workers", type=int, default=2, help="simulation processes")
+    p.add_argument(
+        "--sigma",
+        type=float,
+        default=NoisyExpertConfig.sigma,
+        help="the noisy expert's Gaussian action noise (xyz dims) in the collected data",
+    )
+    p.add_argument(
+        "--delay-prob",
+        type=float,
+        default=NoisyExpertConfig.delay_prob,
+        help="the noisy expert's probability of delaying a gripper switch",
+    )
     p.add_argument("--fraction", type=float, default=0.1, help="share of steps perturbed")
     p.add_argument(
         "--perturbation",
@@ -1044,6 +1096,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="variants of the joint detector to measure too: 'all', 'proposals' or names ("
         + ", ".join(v.name for v in VARIANTS)
         + ")",
+    )
+    p.add_argument(
+        "--random-runs",
+        action="store_true",
+        help="also perturb a control: joint's runs of consecutive steps at random places",
     )
     p.add_argument(
         "--blocks",
@@ -1075,11 +1132,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def measure(args: argparse.Namespace) -> tuple[Report, str]:
+    """Collect (or reuse) the data, run every perturbation, and return the report and its
+    markdown."""
     started = time.perf_counter()
     cfg = CollectConfig(
-        tasks=tuple(args.tasks), groups=args.groups, group_size=args.group_size, seed=args.seed
+        tasks=tuple(args.tasks),
+        groups=args.groups,
+        group_size=args.group_size,
+        seed=args.seed,
+        noise=NoisyExpertConfig(sigma=args.sigma, delay_prob=args.delay_prob),
     )
     path = data_path(args.work, cfg)
     counts = collect(path, cfg, workers=args.workers)
@@ -1100,6 +1162,8 @@ def main(argv: list[str] | None = None) -> int:
         for v in variants:
             scores[v.name] = variant_scores(ds, v, args.seed)
         picks = {d: top_steps(s, args.fraction) for d, s in scores.items()}
+        if args.random_runs:
+            picks["random-runs"] = random_runs(picks["joint"], scores["joint"], args.seed)
         runs, simulated = run_all(eps, picks, seed=args.seed, **run)
         blocks = block_sensitivity(ds, eps, scores["joint"], args, **run) if args.blocks else None
     flips = flip_frame(eps, picks, runs)
@@ -1109,7 +1173,8 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"{t.height} episodes ({int(t['success'].sum())} successes) on {len(args.tasks)} tasks "
         f"({', '.join(args.tasks)}), {args.groups} groups x {args.group_size}, seed "
-        f"{args.seed}; {t.filter(pl.col('mixed'))['group_id'].n_unique()}/"
+        f"{args.seed}, expert noise sigma {args.sigma:g}, delay_prob {args.delay_prob:g}; "
+        f"{t.filter(pl.col('mixed'))['group_id'].n_unique()}/"
         f"{t['group_id'].n_unique()} groups mixed ({int(t['mixed'].sum())} episodes, "
         f"{int(t.filter(pl.col('mixed'))['success'].sum())} successes); top "
         f"{100 * args.fraction:g}% steps perturbed ({PERTURBATIONS[args.perturbation]}); "
@@ -1120,7 +1185,12 @@ def main(argv: list[str] | None = None) -> int:
     if variants:
         header += "\nVariants (each a change of the joint detector on a copy of the SQL):\n\n"
         header += "".join(f"- `{v.name}`: {v.about}\n" for v in variants)
-    text = header + "\n" + markdown(rep)
+    return rep, header + "\n" + markdown(rep)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    rep, text = measure(args)
     print(text)
     if args.out_md:
         args.out_md.write_text(text)

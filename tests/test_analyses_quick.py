@@ -10,7 +10,9 @@ import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from papo_data.data.dataset import Dataset
@@ -42,9 +44,7 @@ def test_bench_branch_quick(tmp_path: Path) -> None:
     assert "Branch steps saved" in out and "agreement" in out
 
 
-def test_detector_fidelity_variants_apply(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every detector variant and block of detector_fidelity.py is a set of text edits of the
-    package's step_scores.sql; each must still apply and run on a real Meta-World dataset."""
+def load_fidelity(monkeypatch: pytest.MonkeyPatch) -> Any:
     spec = importlib.util.spec_from_file_location(
         "detector_fidelity", ANALYSES / "detector_fidelity.py"
     )
@@ -52,6 +52,48 @@ def test_detector_fidelity_variants_apply(tmp_path: Path, monkeypatch: pytest.Mo
     fidelity = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, fidelity)  # its dataclasses look it up there
     spec.loader.exec_module(fidelity)
+    return fidelity
+
+
+def runs_of(frames: tuple[int, ...]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for f in frames:
+        if out and f == out[-1][-1] + 1:
+            out[-1].append(f)
+        else:
+            out.append([f])
+    return out
+
+
+def test_random_runs_keeps_the_run_structure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The random-runs control moves joint's runs of consecutive picks to random places: same
+    run lengths, inside the scored frames, apart from each other, seeded."""
+    fidelity = load_fidelity(monkeypatch)
+    scored = {0: range(5, 95), 1: range(5, 15)}  # episode 1: the runs exactly fill it
+    scores = pa.table(
+        {
+            "episode_index": [i for i, r in scored.items() for _ in r],
+            "frame_index": [f for r in scored.values() for f in r],
+            "score": [float(f % 7) for r in scored.values() for f in r],
+        }
+    )
+    picks = {0: (10, 11, 12, 30, 31, 50), 1: (5, 6, 7, 8, 10, 11, 12, 13, 14)}
+    seen = set()
+    for seed in range(20):
+        moved = fidelity.random_runs(picks, scores, seed)
+        assert moved == fidelity.random_runs(picks, scores, seed)
+        for i, frames in moved.items():
+            assert sorted(map(len, runs_of(frames))) == sorted(map(len, runs_of(picks[i])))
+            assert set(frames) <= set(scored[i])
+        assert moved[1] in (picks[1], (5, 6, 7, 8, 9, 11, 12, 13, 14))  # the two orders
+        seen.add(moved[0])
+    assert len(seen) > 10
+
+
+def test_detector_fidelity_variants_apply(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every detector variant and block of detector_fidelity.py is a set of text edits of the
+    package's step_scores.sql; each must still apply and run on a real Meta-World dataset."""
+    fidelity = load_fidelity(monkeypatch)
     path = tmp_path / "ds"
     collect(path, CollectConfig(tasks=("pick-place-v3",), groups=1, group_size=4, max_steps=60))
     with Dataset(path) as ds:
