@@ -47,6 +47,10 @@ Method (DESIGN §3 detectors, §4 simulator):
    than holding it for one step. `random-runs` places joint's runs (same number and lengths) at
    random non-overlapping places of each episode, so joint / random-runs measures the choice of
    place alone.
+8. `--unit windows`: a detector picks its planning actions instead of single steps, as the
+   method uses them: `segment.detect` with no threshold and no top-M (every local maximum of
+   the score after non-max suppression over +-w), best rank first, each with its window
+   [t, t + w) (the window `papo branch` intervenes on), until the same 10% budget.
 
 Episodes run in a spawn process pool (`--workers`); every run is a pure function of the
 episode, the chosen steps and the seed, so the output does not depend on the pool. Runs are
@@ -347,6 +351,31 @@ def top_steps(scores: pa.Table, fraction: float) -> dict[int, tuple[int, ...]]:
         int(i): tuple(int(f) for f in frames)
         for i, frames in zip(df["episode_index"], df["frame_index"], strict=True)
     }
+
+
+def planning_windows(
+    ds: Dataset, eps: Episodes, detector: str, seed: int, fraction: float
+) -> dict[int, tuple[int, ...]]:
+    """Per episode_index, the steps of the detector's planning actions as `papo branch`
+    intervenes on them: the window [t, t + window) of each planning action (`segment.detect`:
+    every local maximum of the score, non-max suppression over +-w, no threshold, no top-M),
+    best rank first, until ceil(fraction x length) steps; the last window is cut to fit."""
+    cfg = SegmentConfig(detector=detector, seed=seed, top_m=1_000_000, threshold=-1e12)
+    actions = pl.from_arrow(segment.detect(ds, cfg))
+    assert isinstance(actions, pl.DataFrame)
+    actions = actions.join(
+        eps.table.select("episode_uid", "episode_index", "length"), on="episode_uid"
+    ).sort("episode_index", "rank")
+    out: dict[int, tuple[int, ...]] = {}
+    for (i,), part in actions.partition_by("episode_index", as_dict=True).items():
+        budget = math.ceil(part["length"][0] * fraction - 1e-9)
+        chosen: list[int] = []
+        for t, w in zip(part["frame_index"], part["window"], strict=True):
+            chosen += range(t, t + min(w, budget - len(chosen)))
+            if len(chosen) == budget:
+                break
+        out[int(i)] = tuple(sorted(chosen))
+    return out
 
 
 def random_runs(
@@ -1098,6 +1127,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         + ")",
     )
     p.add_argument(
+        "--unit",
+        choices=("steps", "windows"),
+        default="steps",
+        help="what a detector ranks: single steps by their per-step score (EDGE/StateMask), "
+        "or its planning actions (local maxima after non-max suppression), each with its "
+        "window of w steps as `papo branch` intervenes on it",
+    )
+    p.add_argument(
         "--random-runs",
         action="store_true",
         help="also perturb a control: joint's runs of consecutive steps at random places",
@@ -1119,6 +1156,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--fraction must be in (0, 1]")
     if args.workers < 1:
         p.error("--workers must be at least 1")
+    if args.unit == "windows" and args.variants:
+        p.error("--variants edit per-step scores; use them with --unit steps")
     if args.blocks and args.perturbation != "uniform":
         p.error("--blocks redraws the random actions, so it needs --perturbation uniform")
     known = {v.name for v in VARIANTS}
@@ -1161,7 +1200,10 @@ def measure(args: argparse.Namespace) -> tuple[Report, str]:
         variants = [v for v in VARIANTS if v.name in args.variants]
         for v in variants:
             scores[v.name] = variant_scores(ds, v, args.seed)
-        picks = {d: top_steps(s, args.fraction) for d, s in scores.items()}
+        if args.unit == "windows":
+            picks = {d: planning_windows(ds, eps, d, args.seed, args.fraction) for d in DETECTORS}
+        else:
+            picks = {d: top_steps(s, args.fraction) for d, s in scores.items()}
         if args.random_runs:
             picks["random-runs"] = random_runs(picks["joint"], scores["joint"], args.seed)
         runs, simulated = run_all(eps, picks, seed=args.seed, **run)
@@ -1177,7 +1219,8 @@ def measure(args: argparse.Namespace) -> tuple[Report, str]:
         f"{t.filter(pl.col('mixed'))['group_id'].n_unique()}/"
         f"{t['group_id'].n_unique()} groups mixed ({int(t['mixed'].sum())} episodes, "
         f"{int(t.filter(pl.col('mixed'))['success'].sum())} successes); top "
-        f"{100 * args.fraction:g}% steps perturbed ({PERTURBATIONS[args.perturbation]}); "
+        f"{100 * args.fraction:g}% steps perturbed ({PERTURBATIONS[args.perturbation]}; "
+        f"{'planning-action windows' if args.unit == 'windows' else 'single steps'}); "
         f"unperturbed re-runs reproduce the log: "
         f"{t.height}/{t.height}; ran in {time.perf_counter() - started:.0f} s "
         f"({simulated} detector-run steps simulated, not counting cached runs)\n"

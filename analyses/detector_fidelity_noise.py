@@ -20,35 +20,45 @@ perturbation. Run it with:
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import detector_fidelity as fidelity
+import polars as pl
 
 DETECTORS = ("joint", "variation", "outcome", "random", "random-runs")
+RATIOS = (
+    ("joint", "random"),
+    ("variation", "random"),
+    ("variation", "joint"),
+    ("joint", "random-runs"),
+)
+EPISODES_PER_SEED = 1_000_000
 
 
-def measure_one(args: argparse.Namespace, seed: int, perturbation: str, sigma: float) -> dict:
-    """One detector_fidelity run; its headline numbers as a flat row."""
+def measure_one(args: argparse.Namespace, seed: int, perturbation: str, sigma: float) -> Any:
+    """One detector_fidelity run: its mixed-group flips (one row per episode and detector),
+    episode_index made unique across seeds so that seeds can be pooled."""
     argv = [
         "--seed", str(seed), "--sigma", str(sigma), "--perturbation", perturbation,
         "--groups", str(args.groups), "--workers", str(args.workers), "--work", str(args.work),
         "--random-runs",
     ]  # fmt: skip
     rep, _ = fidelity.measure(fidelity.parse_args(argv))
-    mixed = fidelity.mixed_rate
+    mixed = rep.flips.filter(pl.col("mixed"))
+    return mixed.with_columns(pl.col("episode_index") + EPISODES_PER_SEED * seed)
+
+
+def summarise(flips: Any, seed: str, perturbation: str, sigma: float) -> dict:
+    """Flip rates and paired-bootstrap ratios (bootstrap seed 0) of one setting as a row."""
     row: dict = {"seed": seed, "perturbation": perturbation, "sigma": sigma}
-    row["episodes"] = mixed(rep, "joint").n
+    by = {d: flips.filter(pl.col("detector") == d) for d in DETECTORS}
+    row["episodes"] = by["joint"].height
     for d in DETECTORS:
-        row[d] = mixed(rep, d)
-    for a, b in (("joint", "random"), ("variation", "random"), ("outcome", "random")):
-        row[f"{a}/{b}"] = rep.ratios[(a, b)]
-    row["variation/joint"] = rep.ratios[("variation", "joint")]
-    # joint / random-runs from the bootstrap of its inverse (percentiles map under 1/x)
-    point, (lo, hi) = rep.ratios[("random-runs", "joint")]
-    inv = [1 / x if x else math.inf for x in (point, hi, lo)]
-    row["joint/random-runs"] = (inv[0], (inv[1], inv[2]))
+        row[d] = fidelity.rate(by[d])
+    for a, b in RATIOS:
+        row[f"{a}/{b}"] = fidelity.bootstrap_ratio(*fidelity.paired(flips, a, b), 0)
     return row
 
 
@@ -79,8 +89,8 @@ def plot(rows: list[dict], path: Path, goal: float) -> None:
     import matplotlib.pyplot as plt
 
     perts = sorted({r["perturbation"] for r in rows})
-    seeds = sorted({r["seed"] for r in rows})
-    fig, axes = plt.subplots(1, len(perts), figsize=(5.5 * len(perts), 4), squeeze=False)
+    seeds = list(dict.fromkeys(r["seed"] for r in rows))  # in run order, "pooled" last
+    fig, axes = plt.subplots(1, len(perts), figsize=(5.5 * len(perts), 4.8), squeeze=False)
     for ax, pert in zip(axes[0], perts, strict=True):
         series = (("joint/random", "C0"), ("variation/random", "C1"), ("joint/random-runs", "C2"))
         for i, (key, colour) in enumerate(series):
@@ -89,7 +99,8 @@ def plot(rows: list[dict], path: Path, goal: float) -> None:
                     (r for r in rows if r["perturbation"] == pert and r["seed"] == seed),
                     key=lambda r: r["sigma"],
                 )
-                x = [r["sigma"] * (1 + 0.03 * (2 * i + j - 2.5)) for r in sel]
+                slot = i * len(seeds) + j - (3 * len(seeds) - 1) / 2
+                x = [r["sigma"] * (1 + 0.025 * slot) for r in sel]
                 y = [r[key][0] for r in sel]
                 lo = [r[key][0] - r[key][1][0] for r in sel]
                 hi = [min(r[key][1][1], 10) - r[key][0] for r in sel]
@@ -98,20 +109,22 @@ def plot(rows: list[dict], path: Path, goal: float) -> None:
                     y,
                     yerr=[lo, hi],
                     color=colour,
-                    marker="os"[j % 2],
+                    marker="os^"[j % 3],
                     capsize=3,
-                    linestyle="-" if j == 0 else ":",
+                    linestyle=("-", ":", "--")[j % 3],
+                    alpha=1.0 if seed == "pooled" else 0.45,
                     label=f"{key.replace('/', ' ÷ ')}, seed {seed}",
                 )
         ax.axhline(goal, color="grey", linestyle="--", label=f"goal {goal:g}×")
         ax.axhline(1, color="black", linewidth=0.5)
         ax.set_xscale("log")
         ax.set_xlabel("expert xyz noise σ (log scale)")
-        ax.set_ylabel("mixed-group flip rate ÷ random's")
+        ax.set_ylabel("ratio of mixed-group flip rates")
         ax.set_title(f"perturbation: {pert}")
-        ax.legend(fontsize=7)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
     fig.suptitle("Detector fidelity vs the behaviour policy's noise (95% paired bootstrap)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -142,17 +155,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    rows = []
-    for seed in args.seeds:
-        for pert in args.perturbations:
-            for sigma in args.sigmas:
+    rows, pooled = [], []
+    for pert in args.perturbations:
+        for sigma in args.sigmas:
+            flips = []
+            for seed in args.seeds:
                 print(f"seed {seed}, {pert}, sigma {sigma:g} ...", file=sys.stderr)
-                rows.append(measure_one(args, seed, pert, sigma))
-    text = markdown(rows)
+                flips.append(measure_one(args, seed, pert, sigma))
+                rows.append(summarise(flips[-1], str(seed), pert, sigma))
+            if len(flips) > 1:
+                pooled.append(summarise(pl.concat(flips), "pooled", pert, sigma))
+    text = markdown(rows + pooled)
     print(text)
     if args.out_md:
         args.out_md.write_text(text)
-    plot(rows, args.figure, fidelity.RATIO_GOAL)
+    plot(rows + pooled, args.figure, fidelity.RATIO_GOAL)
     return 0
 
 
