@@ -84,6 +84,7 @@ import pyarrow as pa
 
 from papo_data.causal import proportion_interval
 from papo_data.data.dataset import Dataset
+from papo_data.data.sqlfiles import sql_text
 from papo_data.planning import segment
 from papo_data.planning.segment import DETECTORS, SegmentConfig, step_scores
 from papo_data.sim import EnvAdapter
@@ -194,6 +195,18 @@ VARIANTS: tuple[Variant, ...] = (
         "the gripper-switch bonus decays as exp(-d / w) with the distance d to the nearest "
         "switch, instead of counting at the switch frame only",
         edits=((SWITCH, f"+ $switch_weight * exp(-{SWITCH_DISTANCE} / $w) AS v"),),
+    ),
+    Variant(
+        "switch-decay-10",
+        "switch-decay with weight 10: the bonus outranks ordinary action changes near a switch",
+        {"switch_weight": 10.0},
+        edits=((SWITCH, f"+ $switch_weight * exp(-{SWITCH_DISTANCE} / $w) AS v"),),
+    ),
+    Variant(
+        "switch-window-10",
+        "a flat bonus of 10 robust z units for every step within w of a gripper switch",
+        {"switch_weight": 10.0},
+        edits=((SWITCH, f"+ $switch_weight * ({SWITCH_DISTANCE} <= $w)::INTEGER AS v"),),
     ),
     Variant(
         "switch-nearest",
@@ -354,14 +367,22 @@ def top_steps(scores: pa.Table, fraction: float) -> dict[int, tuple[int, ...]]:
 
 
 def planning_windows(
-    ds: Dataset, eps: Episodes, detector: str, seed: int, fraction: float
+    ds: Dataset, eps: Episodes, detector: str | Variant, seed: int, fraction: float
 ) -> dict[int, tuple[int, ...]]:
     """Per episode_index, the steps of the detector's planning actions as `papo branch`
     intervenes on them: the window [t, t + window) of each planning action (`segment.detect`:
     every local maximum of the score, non-max suppression over +-w, no threshold, no top-M),
     best rank first, until ceil(fraction x length) steps; the last window is cut to fit."""
-    cfg = SegmentConfig(detector=detector, seed=seed, top_m=1_000_000, threshold=-1e12)
-    actions = pl.from_arrow(segment.detect(ds, cfg))
+    every = {"top_m": 1_000_000, "threshold": -1e12}
+    if isinstance(detector, Variant):  # the package's planning_actions.sql over its scores
+        sql, params = variant_sql(ds, detector, seed)
+        query = f"WITH step_scores AS (\n{sql}\n)\n" + sql_text(
+            segment.__file__, "planning_actions.sql"
+        )
+        table = ds.arrow(query, sql_params(query, params | every))
+    else:
+        table = segment.detect(ds, SegmentConfig(detector=detector, seed=seed, **every))
+    actions = pl.from_arrow(table)
     assert isinstance(actions, pl.DataFrame)
     actions = actions.join(
         eps.table.select("episode_uid", "episode_index", "length"), on="episode_uid"
@@ -417,8 +438,9 @@ def sql_params(sql: str, params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if re.search(rf"\${k}\b", code)}
 
 
-def variant_scores(ds: Dataset, v: Variant, seed: int) -> pa.Table:
-    """step_scores of a variant, from an edited copy of the package's SQL text."""
+def variant_sql(ds: Dataset, v: Variant, seed: int) -> tuple[str, dict[str, Any]]:
+    """step_scores.sql of a variant (an edited copy of the package's SQL text), and its
+    parameters."""
     cfg = SegmentConfig(**({"detector": "joint", "seed": seed} | v.config))
     params = segment._params(ds, cfg) | v.params
     sql = segment._step_scores_sql(ds)  # the package's SQL with its per-dim slots filled
@@ -426,6 +448,12 @@ def variant_scores(ds: Dataset, v: Variant, seed: int) -> pa.Table:
         if sql.count(old) != 1:
             raise SystemExit(f"variant {v.name}: edit target found {sql.count(old)} times: {old}")
         sql = sql.replace(old, new.replace("{grip}", str(params["grip"])))
+    return sql, params
+
+
+def variant_scores(ds: Dataset, v: Variant, seed: int) -> pa.Table:
+    """step_scores of a variant."""
+    sql, params = variant_sql(ds, v, seed)
     return ds.arrow(sql, sql_params(sql, params))
 
 
@@ -1156,8 +1184,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--fraction must be in (0, 1]")
     if args.workers < 1:
         p.error("--workers must be at least 1")
-    if args.unit == "windows" and args.variants:
-        p.error("--variants edit per-step scores; use them with --unit steps")
     if args.blocks and args.perturbation != "uniform":
         p.error("--blocks redraws the random actions, so it needs --perturbation uniform")
     known = {v.name for v in VARIANTS}
@@ -1202,6 +1228,8 @@ def measure(args: argparse.Namespace) -> tuple[Report, str]:
             scores[v.name] = variant_scores(ds, v, args.seed)
         if args.unit == "windows":
             picks = {d: planning_windows(ds, eps, d, args.seed, args.fraction) for d in DETECTORS}
+            for v in variants:
+                picks[v.name] = planning_windows(ds, eps, v, args.seed, args.fraction)
         else:
             picks = {d: top_steps(s, args.fraction) for d, s in scores.items()}
         if args.random_runs:

@@ -7,9 +7,11 @@ break them silently; these smoke runs catch that. Their numbers are not checked.
 from __future__ import annotations
 
 import importlib.util
+import math
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
@@ -102,3 +104,13 @@ def test_detector_fidelity_variants_apply(tmp_path: Path, monkeypatch: pytest.Mo
             scores = fidelity.variant_scores(ds, variant, seed=0)
             assert 0 < scores.num_rows < n, variant.name
             assert scores.column("score").null_count < scores.num_rows, variant.name
+        # --unit windows: planning actions of the package detectors and of a variant, each with
+        # its window, best first, filling exactly the 10% budget.
+        table = ds.sql("SELECT episode_uid, episode_index, length FROM episodes")
+        eps = SimpleNamespace(table=table)
+        lengths = dict(zip(eps.table["episode_index"], eps.table["length"], strict=True))
+        for detector in ("joint", "random", fidelity.VARIANTS[0]):
+            picks = fidelity.planning_windows(ds, eps, detector, 0, 0.1)
+            assert picks, detector
+            for i, frames in picks.items():
+                assert len(frames) == len(set(frames)) == math.ceil(0.1 * lengths[i]), detector
