@@ -84,7 +84,6 @@ import pyarrow as pa
 
 from papo_data.causal import proportion_interval
 from papo_data.data.dataset import Dataset
-from papo_data.data.sqlfiles import sql_text
 from papo_data.planning import segment
 from papo_data.planning.segment import DETECTORS, SegmentConfig, step_scores
 from papo_data.sim import EnvAdapter
@@ -184,6 +183,9 @@ def block(k: int) -> Variant:
     )
 
 
+SWITCH_DECAY = (SWITCH, f"+ $switch_weight * exp(-{SWITCH_DISTANCE} / $w) AS v")
+"""The switch bonus decaying with the distance to the nearest switch (switch-decay variants)."""
+
 VARIANTS: tuple[Variant, ...] = (
     Variant(
         "switch-weight-10",
@@ -194,13 +196,13 @@ VARIANTS: tuple[Variant, ...] = (
         "switch-decay",
         "the gripper-switch bonus decays as exp(-d / w) with the distance d to the nearest "
         "switch, instead of counting at the switch frame only",
-        edits=((SWITCH, f"+ $switch_weight * exp(-{SWITCH_DISTANCE} / $w) AS v"),),
+        edits=(SWITCH_DECAY,),
     ),
     Variant(
         "switch-decay-10",
         "switch-decay with weight 10: the bonus outranks ordinary action changes near a switch",
         {"switch_weight": 10.0},
-        edits=((SWITCH, f"+ $switch_weight * exp(-{SWITCH_DISTANCE} / $w) AS v"),),
+        edits=(SWITCH_DECAY,),
     ),
     Variant(
         "switch-window-10",
@@ -376,9 +378,7 @@ def planning_windows(
     every = {"top_m": 1_000_000, "threshold": -1e12}
     if isinstance(detector, Variant):  # the package's planning_actions.sql over its scores
         sql, params = variant_sql(ds, detector, seed)
-        query = f"WITH step_scores AS (\n{sql}\n)\n" + sql_text(
-            segment.__file__, "planning_actions.sql"
-        )
+        query = segment.planning_actions_sql(sql)
         table = ds.arrow(query, sql_params(query, params | every))
     else:
         table = segment.detect(ds, SegmentConfig(detector=detector, seed=seed, **every))

@@ -122,15 +122,18 @@ def step_scores(ds: Dataset, cfg: SegmentConfig) -> pa.Table:
     return ds.arrow(_step_scores_sql(ds), _query_params(cfg))
 
 
+def planning_actions_sql(step_scores_sql: str) -> str:
+    """planning_actions.sql over the per-step scores of `step_scores_sql` (the package's, or an
+    analysis's edited copy)."""
+    return f"WITH step_scores AS (\n{step_scores_sql}\n)\n" + sql_text(
+        __file__, "planning_actions.sql"
+    )
+
+
 def detect(ds: Dataset, cfg: SegmentConfig) -> pa.Table:
     """Planning actions of every episode under `cfg`, in the planning_actions schema."""
     cfg.check()
-    query = (
-        "WITH step_scores AS (\n"
-        + _step_scores_sql(ds)
-        + "\n)\n"
-        + sql_text(__file__, "planning_actions.sql")
-    )
+    query = planning_actions_sql(_step_scores_sql(ds))
     params = _query_params(cfg) | {"threshold": cfg.threshold, "top_m": cfg.top_m}
     return ds.arrow(query, params)
 
