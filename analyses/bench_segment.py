@@ -65,7 +65,6 @@ from pandas.api.indexers import FixedForwardWindowIndexer
 
 from papo_data.data import commit, lerobot
 from papo_data.data.dataset import Dataset, open_dataset
-from papo_data.data.sqlfiles import sql_text
 from papo_data.data.writer import conform
 from papo_data.planning import segment as segment_module
 from papo_data.planning.segment import SegmentConfig, detect, segment
@@ -331,7 +330,7 @@ def pandas_detect(root: Path, cfg: SegmentConfig) -> pd.DataFrame:
     both["o"] = np.sqrt(sum(terms) / len(dims))
 
     # Scores where a full window fits on both sides (w <= frame <= length - w): robust
-    # z-scores per episode, then s = v+ (1 + beta o).
+    # z-scores per episode squashed to (0, 1), plus the switch nearness; s = v+ (1 + beta o).
     length = df["episode_index"].map(episodes["length"])
     df = df[(df["frame_index"] >= w) & (df["frame_index"] <= length - w)]
     df = df.merge(
@@ -341,7 +340,14 @@ def pandas_detect(root: Path, cfg: SegmentConfig) -> pd.DataFrame:
     med = by_ep[["delta", "theta"]].transform("median")
     mad = (df[["delta", "theta"]] - med).abs().groupby(df["episode_index"]).transform("median")
     z = (df[["delta", "theta"]] - med) / (1.4826 * mad + 1e-6)
-    df["variation_score"] = (z["delta"] + z["theta"]) / 2 + cfg.switch_weight * df["switch"]
+    zz = (z["delta"] + z["theta"]) / 2
+    # Nearness to the closest gripper switch among the scored frames: (w + 1 - d)+.
+    switch_frame = df["frame_index"].where(df["switch"])
+    last = switch_frame.groupby(df["episode_index"]).ffill()
+    nxt = switch_frame.groupby(df["episode_index"]).bfill()
+    d = np.fmin(df["frame_index"] - last, nxt - df["frame_index"])
+    nearness = np.maximum(w + 1 - d, 0).fillna(0)
+    df["variation_score"] = cfg.switch_weight * nearness + (1 + zz / (1 + zz.abs())) / 2
     o = df["o"].fillna(0)
     df["outcome_score"] = o.where(df["group_id"].isin(mixed))
     df["score"] = df["variation_score"].clip(lower=0) * (1 + cfg.beta * o)
@@ -387,12 +393,7 @@ def agreement(sql: pd.DataFrame, other: pd.DataFrame) -> dict[str, Any]:
 
 def package_sql(ds: Dataset, cfg: SegmentConfig) -> tuple[str, dict[str, Any]]:
     """The query `detect` runs, as text and parameters (for profiling)."""
-    text = (
-        "WITH step_scores AS (\n"
-        + segment_module._step_scores_sql(ds)
-        + "\n)\n"
-        + sql_text(segment_module.__file__, "planning_actions.sql")
-    )
+    text = segment_module.planning_actions_sql(segment_module._step_scores_sql(ds))
     params = segment_module._query_params(cfg) | {"threshold": cfg.threshold, "top_m": cfg.top_m}
     return text, params
 

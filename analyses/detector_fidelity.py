@@ -41,7 +41,7 @@ Method (DESIGN §3 detectors, §4 simulator):
 6. `--variants`: the same measurement for modified joint detectors, each a SegmentConfig change
    or text edits of a COPY of papo_data/planning/sql/step_scores.sql (the package file is never
    touched), to see which change of the detector raises its fidelity; `proposals` runs the two
-   that RESULTS.md proposes.
+   that RESULTS.md checks against the package default (no switch term; beta 0.2).
 7. `--random-runs`: a control for the run structure. Joint picks a few runs of consecutive
    steps, random scattered single steps; holding the action before a long run perturbs more
    than holding it for one step. `random-runs` places joint's runs (same number and lengths) at
@@ -129,8 +129,6 @@ class Variant:
 
 JOINT = "WHEN 'joint' THEN greatest(v.v, 0) * (1 + $beta * coalesce(c.o, 0))"
 """The joint score in step_scores.sql (an edit target)."""
-SWITCH = "+ $switch_weight * switch::INTEGER AS v"
-"""The gripper-switch term of v_t in step_scores.sql (an edit target)."""
 FINAL_SELECT = "SELECT v.episode_index, e.episode_uid, v.frame_index, e.length,"
 HELD = (  # carry "the gripper is commanded closed" from `means` to the final select
     ("false) AS switch\n", "false) AS switch,\n           coalesce(x{grip} > 0, false) AS held\n"),
@@ -152,16 +150,6 @@ RANK_WINDOWS = (
     "WINDOW pv AS (PARTITION BY v.episode_index ORDER BY v.v),\n"
     "       po AS (PARTITION BY v.episode_index ORDER BY coalesce(c.o, 0))",
 )
-SWITCH_DISTANCE = (
-    "least("
-    "coalesce(frame_index - max(CASE WHEN switch THEN frame_index END) OVER ("
-    "PARTITION BY episode_index ORDER BY frame_index "
-    "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), 1000000), "
-    "coalesce(min(CASE WHEN switch THEN frame_index END) OVER ("
-    "PARTITION BY episode_index ORDER BY frame_index "
-    "ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) - frame_index, 1000000))"
-)
-"""Frames from t to the nearest gripper switch of the episode (1e6 when it has none)."""
 EPISODE_SUCCESS = "(SELECT e.success FROM episodes e WHERE e.episode_index = v.episode_index)"
 AROUND = (
     "PARTITION BY v.episode_index ORDER BY v.frame_index "
@@ -183,42 +171,13 @@ def block(k: int) -> Variant:
     )
 
 
-SWITCH_DECAY = (SWITCH, f"+ $switch_weight * exp(-{SWITCH_DISTANCE} / $w) AS v")
-"""The switch bonus decaying with the distance to the nearest switch (switch-decay variants)."""
-
 VARIANTS: tuple[Variant, ...] = (
     Variant(
-        "switch-weight-10",
-        "a gripper switch adds 10 robust z units to v (3 in the package)",
-        {"switch_weight": 10.0},
+        "switch-weight-0",
+        "no gripper-switch term: v is the squashed action change alone",
+        {"switch_weight": 0.0},
     ),
-    Variant(
-        "switch-decay",
-        "the gripper-switch bonus decays as exp(-d / w) with the distance d to the nearest "
-        "switch, instead of counting at the switch frame only",
-        edits=(SWITCH_DECAY,),
-    ),
-    Variant(
-        "switch-decay-10",
-        "switch-decay with weight 10: the bonus outranks ordinary action changes near a switch",
-        {"switch_weight": 10.0},
-        edits=(SWITCH_DECAY,),
-    ),
-    Variant(
-        "switch-window-10",
-        "a flat bonus of 10 robust z units for every step within w of a gripper switch",
-        {"switch_weight": 10.0},
-        edits=((SWITCH, f"+ $switch_weight * ({SWITCH_DISTANCE} <= $w)::INTEGER AS v"),),
-    ),
-    Variant(
-        "switch-nearest",
-        "the steps nearest a gripper switch (contiguous blocks around grasp and release), "
-        "v+ breaking ties",
-        edits=(
-            (SWITCH, f"{SWITCH}, {SWITCH_DISTANCE} AS d_sw"),
-            joint_as("-v.d_sw + 0.001 * greatest(v.v, 0)"),
-        ),
-    ),
+    Variant("beta-0.2", "outcome contrast weight beta = 0.2 (1 in the package)", {"beta": 0.2}),
     Variant("beta-5", "outcome contrast weight beta = 5 (1 in the package)", {"beta": 5.0}),
     Variant(
         "beta-5-success-only",
@@ -281,7 +240,7 @@ VARIANTS: tuple[Variant, ...] = (
         ),
     ),
 )
-PROPOSALS = ("switch-nearest", "beta-5-success-only")
+PROPOSALS = ("switch-weight-0", "beta-0.2")
 """The variants RESULTS.md proposes (checked on a second seed)."""
 
 

@@ -183,7 +183,9 @@ def test_amortized_model_predicts_the_unaudited_and_dowhy_reports(
     from papo_data.causal.amortized import audited
 
     path = Path(shutil.copytree(branched, tmp_path / "ds"))
-    branch(path, BranchConfig(k=2, interventions=("hold",)))  # all 16 planning actions
+    # 3 per episode (24): the audit hash keeps ~70% of them, at least the 10 the model needs.
+    segment(path, SegmentConfig(top_m=3))
+    branch(path, BranchConfig(k=2, interventions=("hold",)))  # all of them
     assert main(["estimate", str(path), "--amortize", "--audit-fraction", "0.7"]) == 0
     out = capsys.readouterr().out
     assert "cross-validated MAE" in out and "dowhy metaworld/pick-place-v3" in out

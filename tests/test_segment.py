@@ -357,7 +357,9 @@ def episode(uid: str, action: np.ndarray, group: str, success: bool) -> Episode:
 def reference_variation(action: np.ndarray, w: int, switch_weight: float) -> np.ndarray:
     """v_t for t = w..T-w, straight from DESIGN §3: change between the mean continuous action of
     the w steps before t and of the w steps from t (distance and 1 - cosine), robust z-scores
-    (median / 1.4826 MAD) within the episode, plus switch_weight per gripper switch."""
+    (median / 1.4826 MAD) within the episode, squashed to (0, 1) by (1 + z / (1 + |z|)) / 2;
+    plus switch_weight times the nearness (w + 1 - d)+ to the nearest gripper switch, d frames
+    away."""
     a = action.astype(np.float32).astype(np.float64)
     xyz, grip = a[:, :3], a[:, 3]
     frames = range(w, len(a) - w + 1)
@@ -376,7 +378,12 @@ def reference_variation(action: np.ndarray, w: int, switch_weight: float) -> np.
         return (x - med) / (1.4826 * np.median(np.abs(x - med)) + 1e-6)
 
     switch = (np.abs(np.diff(grip)) > 0.5)[w - 1 : len(a) - w]
-    return (robust_z(delta) + robust_z(theta)) / 2 + switch_weight * switch
+    switches = np.flatnonzero(switch)
+    distance = np.array(
+        [np.abs(switches - i).min() if len(switches) else np.inf for i in range(len(switch))]
+    )
+    z = (robust_z(delta) + robust_z(theta)) / 2
+    return switch_weight * np.maximum(w + 1 - distance, 0) + (1 + z / (1 + np.abs(z))) / 2
 
 
 @pytest.fixture
@@ -387,12 +394,14 @@ def turning(tmp_path: Path) -> Path:
     return path
 
 
-def test_variation_puts_the_sharp_turn_first(turning: Path) -> None:
+def test_variation_puts_the_gripper_switch_first_then_the_sharp_turn(turning: Path) -> None:
     assert segment_cli(turning, "--detector", "variation")[0] == 0
     rows = planning_rows(turning, "variation")
-    assert rows.row(0, named=True)["frame_index"] == TURN
-    assert rows.row(0, named=True)["rank"] == 1
+    assert rows.select("frame_index", "rank").rows()[:2] == [(GRIP, 1), (TURN, 2)]
     assert validate(turning) == []
+    # Without the switch term the sharp turn leads.
+    assert segment_cli(turning, "--detector", "variation", "--switch-weight", "0")[0] == 0
+    assert planning_rows(turning, "variation").row(0, named=True)["frame_index"] == TURN
 
 
 @pytest.mark.parametrize(("window", "switch_weight"), [(5, 3.0), (3, 0.0), (8, 10.0)])
@@ -411,7 +420,7 @@ def test_variation_score_is_the_documented_formula(
     assert got.column("outcome_score").null_count == len(got)  # a group of one: one outcome
 
 
-def test_a_gripper_switch_adds_switch_weight_at_its_frame(turning: Path) -> None:
+def test_nearness_to_a_gripper_switch_adds_switch_weight_per_frame(turning: Path) -> None:
     with open_dataset(turning) as ds:
         plain, switched = (
             np.array(
@@ -424,13 +433,16 @@ def test_a_gripper_switch_adds_switch_weight_at_its_frame(turning: Path) -> None
         )
     added = switched - plain
     w = SegmentConfig().window
-    assert added[GRIP - w] == pytest.approx(2.5)  # row 0 is frame w
-    assert np.delete(added, GRIP - w) == pytest.approx(0.0, abs=1e-9)
+    frames = np.arange(w, w + len(added))  # row 0 is frame w
+    nearness = np.maximum(w + 1 - np.abs(frames - GRIP), 0)  # w + 1 at the switch, 0 beyond w
+    assert added == pytest.approx(2.5 * nearness, abs=1e-6)
+    assert frames[np.argmax(added)] == GRIP
 
 
 def test_equal_scores_within_the_window_go_to_the_earliest_frame(tmp_path: Path) -> None:
-    """Constant motion with gripper switches at frames 20, 22 and 40: only the switches score
-    (exactly switch_weight), 22 is suppressed by 20, and the tie 20 vs 40 ranks by frame."""
+    """Constant motion with gripper switches at frames 20, 22 and 40: the switches score
+    (w + 1) switch_weight + 1/2 (no action change: z = 0), 22 is suppressed by 20, the tie 20 vs
+    40 ranks by frame, and the flat stretches (score 1/2) are not above the threshold."""
     action = np.tile([0.5, 0.25, -0.125, -1.0], (60, 1))
     action[20:22, 3] = 1.0
     action[40:, 3] = 1.0
@@ -439,7 +451,7 @@ def test_equal_scores_within_the_window_go_to_the_earliest_frame(tmp_path: Path)
         w.add_episode(episode("ties", action, "g0", success=False))
     assert segment_cli(path, "--detector", "variation", "--window", "5")[0] == 0
     rows = planning_rows(path, "variation")
-    assert rows.select("frame_index", "rank", "score").rows() == [(20, 1, 3.0), (40, 2, 3.0)]
+    assert rows.select("frame_index", "rank", "score").rows() == [(20, 1, 6.5), (40, 2, 6.5)]
 
 
 # Siblings act identically until DIVERGE; then the successful ones go +x and the failed -x.

@@ -16,11 +16,12 @@ def add_parser(verbs: Any) -> None:
         "segment",
         help="detect planning actions (DuckDB SQL) into papo/planning_actions",
         description="Score every step with SQL window functions over steps joined to episodes: "
-        "action variation (change of the mean continuous action before/after t, gripper "
-        "switches; robust z-scores per episode), the outcome contrast of successful and failed "
-        "siblings of a group at aligned frames, or their joint score s = v+ (1 + beta o). Keep "
-        "local maxima (non-max suppression over the window) above the threshold, the top M per "
-        "episode. A rerun replaces this detector's previous rows.",
+        "action variation (nearness to a gripper switch, then the change of the mean continuous "
+        "action before/after t as a robust z-score per episode, squashed to (0, 1)), the outcome "
+        "contrast of successful and failed siblings of a group at aligned frames, or their joint "
+        "score s = v+ (1 + beta o). Keep local maxima (non-max suppression over the window) "
+        "above the threshold, the top M per episode. A rerun replaces this detector's previous "
+        "rows.",
     )
     p.add_argument("dataset", type=Path, help="dataset folder")
     p.add_argument("--detector", choices=DETECTORS, default=d.detector, help="default joint")
@@ -32,7 +33,8 @@ def add_parser(verbs: Any) -> None:
         "--threshold",
         type=float,
         default=d.threshold,
-        help=f"minimum score (default {d.threshold})",
+        help=f"minimum score; 0.5 keeps action changes above the episode median (default "
+        f"{d.threshold})",
     )
     p.add_argument(
         "--beta", type=float, default=d.beta, help=f"outcome weight in joint (default {d.beta})"
@@ -41,7 +43,9 @@ def add_parser(verbs: Any) -> None:
         "--switch-weight",
         type=float,
         default=d.switch_weight,
-        help=f"z units a gripper switch adds to variation (default {d.switch_weight})",
+        help="weight of the nearness (w + 1 - d)+ to the nearest gripper switch in variation; "
+        f">= 1 ranks the steps nearest a switch first, 0 ignores switches (default "
+        f"{d.switch_weight})",
     )
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the random detector")
     p.set_defaults(handler=run)

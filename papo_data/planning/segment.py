@@ -1,9 +1,9 @@
 """Find planning actions: per-step scores in DuckDB SQL (step_scores.sql), then non-max
 suppression and top-M per episode (planning_actions.sql), written to `papo/planning_actions`.
 
-The detectors of DESIGN §3 are one flag: `variation` (action change and gripper switches, robust
-z-scores per episode), `outcome` (contrast of successful and failed siblings at aligned frames),
-`joint` (s = v+ (1 + beta o)) and `random` (a seeded ablation).
+The detectors of DESIGN §3 are one flag: `variation` (nearness to a gripper switch first, then
+action change as robust z-scores per episode), `outcome` (contrast of successful and failed
+siblings at aligned frames), `joint` (s = v+ (1 + beta o)) and `random` (a seeded ablation).
 """
 
 from __future__ import annotations
@@ -33,12 +33,16 @@ class SegmentConfig:
     window: int = 5
     """Steps a decision spans: the averaging window of the variation score, the +-w alignment
     of the outcome contrast, the non-max suppression radius and the branch window."""
-    threshold: float = 0.0
-    """A local maximum must score above this (robust z units for variation and joint)."""
+    threshold: float = 0.5
+    """A local maximum must score above this. Away from gripper switches v_t is
+    (1 + z / (1 + |z|)) / 2 of the robust z of action change, so 0.5 keeps changes above the
+    episode's median."""
     beta: float = 1.0
     """Weight of the outcome contrast in the joint score s = v+ (1 + beta o)."""
-    switch_weight: float = 3.0
-    """A gripper switch adds this many robust z units to the variation score."""
+    switch_weight: float = 1.0
+    """Weight of the nearness to a gripper switch, (w + 1 - d)+ for a step d frames from the
+    nearest one, in the variation score. At >= 1 the steps nearest a switch rank before any
+    action change (the switch frame first); 0 scores action change alone."""
     seed: int = 0
     """Seed of the random detector."""
 

@@ -4,7 +4,7 @@
 -- Parameters:
 --   $w              window: steps before/after t that are averaged, and the +-w alignment
 --   $beta           weight of the outcome contrast in the joint score
---   $switch_weight  a gripper switch adds this many robust z units to v_t
+--   $switch_weight  weight of the nearness to a gripper switch, (w + 1 - d)+, in v_t
 --   $detector       joint | variation | outcome | random
 --   $seed           seed of the random detector
 WITH ep AS MATERIALIZED (  -- integer group keys: no string hashing per step
@@ -29,13 +29,28 @@ change AS (
              AS theta
     FROM means
 ),
-variation AS (  -- robust z-scores as window aggregates: no GROUP BY + join, change read once
+variation AS (
+    -- v_t = switch_weight (w + 1 - d_t)+ + (1 + z_t / (1 + |z_t|)) / 2. d_t: frames to the
+    -- nearest gripper switch (among scored frames). z_t: mean robust z of delta and theta, as
+    -- window aggregates (no GROUP BY + join). The squash keeps action change in (0, 1) without
+    -- saturating (a logistic would tie large z in doubles), so with switch_weight
+    -- >= 1 the steps nearest a switch rank first, the switch frame on top, and action change
+    -- orders steps at equal distance and those farther than w (analyses/RESULTS.md: holding
+    -- the steps next to a gripper decision is what flips outcomes).
     SELECT episode_index, frame_index,
-           ((delta - median(delta) OVER e) / (1.4826 * mad(delta) OVER e + 1e-6)
-            + (theta - median(theta) OVER e) / (1.4826 * mad(theta) OVER e + 1e-6)) / 2
-             + $switch_weight * switch::INTEGER AS v
-    FROM change
-    WINDOW e AS (PARTITION BY episode_index)
+           $switch_weight * greatest($w + 1 - least(
+               frame_index - max(CASE WHEN switch THEN frame_index END) OVER upto,
+               min(CASE WHEN switch THEN frame_index END) OVER from_t - frame_index), 0)
+           + (1 + z / (1 + abs(z))) / 2 AS v
+    FROM (
+        SELECT *, ((delta - median(delta) OVER e) / (1.4826 * mad(delta) OVER e + 1e-6)
+                   + (theta - median(theta) OVER e) / (1.4826 * mad(theta) OVER e + 1e-6)) / 2 AS z
+        FROM change
+        WINDOW e AS (PARTITION BY episode_index)
+    )
+    WINDOW t AS (PARTITION BY episode_index ORDER BY frame_index),
+           upto AS (t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
+           from_t AS (t ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)
 ),
 mixed AS (
     SELECT g FROM ep GROUP BY g HAVING bool_or(success) AND NOT bool_and(success)
