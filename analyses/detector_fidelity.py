@@ -41,7 +41,7 @@ Method (DESIGN §3 detectors, §4 simulator):
 6. `--variants`: the same measurement for modified joint detectors, each a SegmentConfig change
    or text edits of a COPY of papo_data/planning/sql/step_scores.sql (the package file is never
    touched), to see which change of the detector raises its fidelity; `proposals` runs the two
-   that RESULTS.md checks against the package default (no switch term; beta 0.2).
+   that RESULTS.md checks against the package default (no switch term; beta 1).
 7. `--random-runs`: a control for the run structure. Joint picks a few runs of consecutive
    steps, random scattered single steps; holding the action before a long run perturbs more
    than holding it for one step. `random-runs` places joint's runs (same number and lengths) at
@@ -177,8 +177,8 @@ VARIANTS: tuple[Variant, ...] = (
         "no gripper-switch term: v is the squashed action change alone",
         {"switch_weight": 0.0},
     ),
-    Variant("beta-0.2", "outcome contrast weight beta = 0.2 (1 in the package)", {"beta": 0.2}),
-    Variant("beta-5", "outcome contrast weight beta = 5 (1 in the package)", {"beta": 5.0}),
+    Variant("beta-1", "outcome contrast weight beta = 1 (0.2 in the package)", {"beta": 1.0}),
+    Variant("beta-5", "outcome contrast weight beta = 5 (0.2 in the package)", {"beta": 5.0}),
     Variant(
         "beta-5-success-only",
         "beta = 5, and the outcome contrast only in successful episodes (failed ones: v+)",
@@ -240,7 +240,7 @@ VARIANTS: tuple[Variant, ...] = (
         ),
     ),
 )
-PROPOSALS = ("switch-weight-0", "beta-0.2")
+PROPOSALS = ("switch-weight-0", "beta-1")
 """The variants RESULTS.md proposes (checked on a second seed)."""
 
 

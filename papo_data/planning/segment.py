@@ -37,8 +37,11 @@ class SegmentConfig:
     """A local maximum must score above this. Away from gripper switches v_t is
     (1 + z / (1 + |z|)) / 2 of the robust z of action change, so 0.5 keeps changes above the
     episode's median."""
-    beta: float = 1.0
-    """Weight of the outcome contrast in the joint score s = v+ (1 + beta o)."""
+    beta: float = 0.2
+    """Weight of the outcome contrast in the joint score s = v+ (1 + beta o). o is unbounded
+    (often 0-5) while the nearness levels of v are 1 apart, so a small beta lets o re-rank steps
+    near a switch and the windows beyond, without scattering the steps around the switch
+    (analyses/RESULTS.md: beta 0.2 flipped as often as or more than beta 1 in 7 of 8 cells)."""
     switch_weight: float = 1.0
     """Weight of the nearness to a gripper switch, (w + 1 - d)+ for a step d frames from the
     nearest one, in the variation score. At >= 1 the steps nearest a switch rank before any
