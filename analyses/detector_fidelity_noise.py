@@ -90,7 +90,9 @@ def plot(rows: list[dict], path: Path, goal: float) -> None:
 
     perts = sorted({r["perturbation"] for r in rows})
     seeds = list(dict.fromkeys(r["seed"] for r in rows))  # in run order, "pooled" last
-    fig, axes = plt.subplots(1, len(perts), figsize=(5.5 * len(perts), 4.8), squeeze=False)
+    # At least 10 in wide: the title and the legend's columns must fit one panel too.
+    width = max(10.0, 5.5 * len(perts))
+    fig, axes = plt.subplots(1, len(perts), figsize=(width, 5.6), squeeze=False)
     for ax, pert in zip(axes[0], perts, strict=True):
         series = (("joint/random", "C0"), ("variation/random", "C1"), ("joint/random-runs", "C2"))
         for i, (key, colour) in enumerate(series):
@@ -122,9 +124,9 @@ def plot(rows: list[dict], path: Path, goal: float) -> None:
         ax.set_ylabel("ratio of mixed-group flip rates")
         ax.set_title(f"perturbation: {pert}")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
     fig.suptitle("Detector fidelity vs the behaviour policy's noise (95% paired bootstrap)")
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.tight_layout(rect=(0, 0.2, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
