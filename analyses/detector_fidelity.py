@@ -178,6 +178,11 @@ VARIANTS: tuple[Variant, ...] = (
         {"switch_weight": 0.0},
     ),
     Variant("beta-1", "outcome contrast weight beta = 1 (0.2 in the package)", {"beta": 1.0}),
+    Variant(
+        "nearness-2w",
+        "the switch nearness reaches 2w frames, (2w + 1 - d)+, instead of w",
+        edits=(("greatest($w + 1 - least(", "greatest(2 * $w + 1 - least("),),
+    ),
     Variant("beta-5", "outcome contrast weight beta = 5 (0.2 in the package)", {"beta": 5.0}),
     Variant(
         "beta-5-success-only",
