@@ -179,6 +179,17 @@ VARIANTS: tuple[Variant, ...] = (
     ),
     Variant("beta-1", "outcome contrast weight beta = 1 (0.2 in the package)", {"beta": 1.0}),
     Variant(
+        "nearness-after",
+        "the switch nearness counts only frames at and after a switch (d = frames since the last "
+        "one), so the held block delays the switch instead of straddling it",
+        edits=(
+            (
+                "min(CASE WHEN switch THEN frame_index END) OVER from_t - frame_index), 0)",
+                "1000000), 0)",
+            ),
+        ),
+    ),
+    Variant(
         "nearness-2w",
         "the switch nearness reaches 2w frames, (2w + 1 - d)+, instead of w",
         edits=(("greatest($w + 1 - least(", "greatest(2 * $w + 1 - least("),),
