@@ -257,7 +257,7 @@ VARIANTS: tuple[Variant, ...] = (
     ),
 )
 PROPOSALS = ("switch-weight-0", "beta-1")
-"""The variants RESULTS.md proposes (checked on a second seed)."""
+"""The controls RESULTS.md checks the package default against (`--variants proposals`)."""
 
 
 # -- data -------------------------------------------------------------------------------------

@@ -30,13 +30,11 @@ change AS (
     FROM means
 ),
 variation AS (
-    -- v_t = switch_weight (w + 1 - d_t)+ + (1 + z_t / (1 + |z_t|)) / 2. d_t: frames to the
-    -- nearest gripper switch (among scored frames). z_t: mean robust z of delta and theta, as
-    -- window aggregates (no GROUP BY + join). The squash keeps action change in (0, 1) without
-    -- saturating (a logistic would tie large z in doubles), so with switch_weight
-    -- >= 1 the steps nearest a switch rank first, the switch frame on top, and action change
-    -- orders steps at equal distance and those farther than w (analyses/RESULTS.md: holding
-    -- the steps next to a gripper decision is what flips outcomes).
+    -- v_t = switch_weight (w + 1 - d_t)+ + (1 + z_t / (1 + |z_t|)) / 2, with d_t the frames
+    -- to the nearest gripper switch (among scored frames) and z_t the mean robust z of delta
+    -- and theta (window aggregates: no GROUP BY + join). The squash keeps action change in
+    -- (0, 1) without ties (a logistic saturates in doubles), so at switch_weight >= 1 steps
+    -- rank by nearness first; holding those is what flips outcomes (analyses/RESULTS.md).
     SELECT episode_index, frame_index,
            $switch_weight * greatest($w + 1 - least(
                frame_index - max(CASE WHEN switch THEN frame_index END) OVER upto,
