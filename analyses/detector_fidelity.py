@@ -25,12 +25,14 @@ Method (DESIGN §3 detectors, §4 simulator):
    `policy.act` is still called at every step so the policy's random stream stays aligned with
    the log. Same horizon and stop-at-first-success rule as the dataset
    (info.json `papo.horizon`, `papo.episode_end`).
-4. Statistics: flip = perturbed success != logged success. Per detector the flip rate with a
-   Wilson 95% interval (`papo_data.causal.proportion_interval`), over episodes of mixed groups
-   (the headline: every detector is defined there) and over all episodes where the detector is
-   defined, per task, and split into success->failure (among logged successes) and
-   failure->success (among logged failures). The ratio of each detector's mixed-group flip
-   rate to random's and to joint's (so joint/random, variation/joint, outcome/joint), with a
+4. Statistics: flip = perturbed success != logged success. The headline is the success-flip
+   rate (EDGE / StateMask's fidelity test): the share of logged successes in mixed groups (every
+   detector is defined there) that fail when perturbed. Also reported: failure->success (among
+   logged failures; a failure near the margin is rescued by almost any change, so this share
+   measures chance more than importance), both directions together, all episodes where the
+   detector is defined, and per task. Rates have Wilson 95% intervals
+   (`papo_data.causal.proportion_interval`). The ratio of each detector's rate to random's and
+   to joint's (so joint/random, variation/joint, outcome/joint), s->f and both ways, with a
    paired percentile bootstrap over episodes (10,000 resamples, seeded by --seed).
 5. Why (diagnostics): the flip rate a mere re-draw of the outcome would give (leave-one-out
    success rate of the episode's group); what each detector picks (gripper switches, position,
@@ -102,6 +104,15 @@ TASKS = (
 x 8 rollouts (seed 0) over 10 candidates; basketball, pick-out-of-hole, sweep-into and
 coffee-push succeeded 16/16 and were left out."""
 RATIO_GOAL = 3.0
+SCOPES = {
+    "s→f": "logged successes of mixed groups",
+    "both ways": "all mixed-group episodes, either direction",
+}
+"""Over which episodes a flip rate is counted. The headline is "s→f", the success-flip rate of
+EDGE / StateMask's fidelity test: perturb the steps a detector ranks highest in episodes that
+succeeded and count how many fail. "Both ways" also counts failures that the perturbation
+rescues; a failure near the margin is rescued by almost any change (a re-draw of its
+outcome), so that share measures chance, not importance."""
 PERTURBATIONS = {
     "uniform": "uniform random actions",
     "hold": "the previous action held",
@@ -884,13 +895,18 @@ def block_lines(b: Blocks) -> list[str]:
 class Report:
     names: list[str]
     flips: pl.DataFrame
-    ratios: dict[tuple[str, str], tuple[float, tuple[float, float]]]
-    """(a, b) -> mixed-group flip rate of a / that of b, with its bootstrap interval; b may be
-    "random s→f": the same over mixed-group successful episodes only."""
+    ratios: dict[tuple[str, str, str], tuple[float, tuple[float, float]]]
+    """(a, b, scope) -> flip rate of a / that of b over the scope's episodes (SCOPES), with its
+    paired bootstrap interval."""
     diag: pl.DataFrame
     tasks: list[str]
     redraw: dict[str, float]
     blocks: Blocks | None
+
+
+def in_scope(flips: pl.DataFrame, scope: str) -> pl.DataFrame:
+    mixed = flips.filter(pl.col("mixed"))
+    return mixed.filter(pl.col("logged")) if scope == "s→f" else mixed
 
 
 def build_report(
@@ -901,55 +917,57 @@ def build_report(
     redraw: dict[str, float],
     blocks: Blocks | None,
 ) -> Report:
-    mixed = flips.filter(pl.col("mixed"))
     ratios = {}
-    for a in names:
-        for b in ("random", "joint"):
-            if a != b:
-                ratios[(a, b)] = bootstrap_ratio(*paired(mixed, a, b), seed)
-        if a != "random":
-            ok = mixed.filter(pl.col("logged"))
-            ratios[(a, "random s→f")] = bootstrap_ratio(*paired(ok, a, "random"), seed)
+    for scope in SCOPES:
+        episodes = in_scope(flips, scope)
+        for a in names:
+            for b in ("random", "joint"):
+                if a != b:
+                    ratios[(a, b, scope)] = bootstrap_ratio(*paired(episodes, a, b), seed)
     tasks = sorted(set(flips["task"].to_list()))
     return Report(names, flips, ratios, diag, tasks, redraw, blocks)
 
 
-def mixed_rate(rep: Report, d: str) -> Rate:
-    return rate(rep.flips.filter(pl.col("mixed") & (pl.col("detector") == d)))
+def scope_rate(rep: Report, d: str, scope: str) -> Rate:
+    return rate(in_scope(rep.flips, scope).filter(pl.col("detector") == d))
 
 
 def goal_lines(rep: Report) -> list[str]:
-    r = {d: mixed_rate(rep, d).rate for d in DETECTORS}
-    ratio, ci = rep.ratios[("joint", "random")]
-    met = [
-        ratio >= RATIO_GOAL,
-        r["joint"] > r["variation"],
-        r["joint"] > r["outcome"],
+    lines = [
+        "| goal | scope | result | met? |",
+        "|---|---|---|---|",
     ]
-    return [
-        "| goal (mixed-group episodes) | result | met? |",
-        "|---|---|---|",
-        f"| joint ≥ {RATIO_GOAL:.0f}× random | {fmt_ratio(ratio, ci)} | "
-        f"**{'yes' if met[0] else 'no'}** (interval lower bound "
-        f"{'≥' if ci[0] >= RATIO_GOAL else '<'} {RATIO_GOAL:.0f}) |",
-        f"| joint > variation | {100 * r['joint']:.1f}% vs {100 * r['variation']:.1f}%, "
-        f"variation / joint {fmt_ratio(*rep.ratios[('variation', 'joint')])} | "
-        f"**{'yes' if met[1] else 'no'}** |",
-        f"| joint > outcome | {100 * r['joint']:.1f}% vs {100 * r['outcome']:.1f}%, "
-        f"outcome / joint {fmt_ratio(*rep.ratios[('outcome', 'joint')])} | "
-        f"**{'yes' if met[2] else 'no'}** |",
-    ]
+    for scope in SCOPES:
+        r = {d: scope_rate(rep, d, scope).rate for d in DETECTORS}
+        ratio, ci = rep.ratios[("joint", "random", scope)]
+        where = f"{scope} ({SCOPES[scope]})"
+        yes = {True: "**yes**", False: "**no**"}
+        lines += [
+            f"| joint ≥ {RATIO_GOAL:.0f}× random | {where} | {fmt_ratio(ratio, ci)} | "
+            f"{yes[ratio >= RATIO_GOAL]} (interval lower bound "
+            f"{'≥' if ci[0] >= RATIO_GOAL else '<'} {RATIO_GOAL:.0f}) |",
+        ]
+        for other in ("variation", "outcome"):
+            lines.append(
+                f"| joint > {other} | {where} | {100 * r['joint']:.1f}% vs "
+                f"{100 * r[other]:.1f}%, {other} / joint "
+                f"{fmt_ratio(*rep.ratios[(other, 'joint', scope)])} | "
+                f"{yes[r['joint'] > r[other]]} |"
+            )
+    return lines
 
 
 def markdown(rep: Report) -> str:
     f = rep.flips
-    random_rate = mixed_rate(rep, "random").rate
+    random_rate = {scope: scope_rate(rep, "random", scope).rate for scope in SCOPES}
     rd = rep.redraw
     lines = [
         f"If the perturbed outcome were a fresh draw from the rest of the group, mixed-group "
         f"episodes would flip {100 * rd['all']:.1f}% (s→f {100 * rd['s→f']:.1f}%, f→s "
         f"{100 * rd['f→s']:.1f}%). A flip rate is at most 100%, so with random at "
-        f"{100 * random_rate:.1f}% no detector can exceed {1 / random_rate:.2f}× random here.",
+        f"{100 * random_rate['s→f']:.1f}% s→f ({100 * random_rate['both ways']:.1f}% both ways) "
+        f"no detector can exceed {1 / random_rate['s→f']:.2f}× "
+        f"({1 / random_rate['both ways']:.2f}×) random here.",
         "",
         "| detector | flip rate, mixed groups | s→f, mixed | f→s, mixed "
         "| flip rate, all episodes | s→f, all | f→s, all |",
@@ -965,25 +983,25 @@ def markdown(rep: Report) -> str:
                 rate(scope.filter(~pl.col("logged"))).cell(),
             ]
         lines.append(f"| {d} | " + " | ".join(cells) + " |")
-    lines += ["", "Per task, mixed-group episodes:", ""]
+    lines += ["", "Per task, success-flip rate (s→f) of mixed-group successes:", ""]
     lines += ["| task | " + " | ".join(DETECTORS) + " |", "|" + "---|" * (len(DETECTORS) + 1)]
     for task in rep.tasks:
-        ft = f.filter(pl.col("task") == task)
-        cells = [
-            rate(ft.filter(pl.col("mixed") & (pl.col("detector") == d))).cell() for d in DETECTORS
-        ]
+        ft = in_scope(f.filter(pl.col("task") == task), "s→f")
+        cells = [rate(ft.filter(pl.col("detector") == d)).cell() for d in DETECTORS]
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Ratios of mixed-group flip rates (paired bootstrap over episodes, 95% interval):",
+        "Ratios of flip rates (paired bootstrap over episodes, 95% interval); s→f over "
+        "mixed-group successes, both ways over all mixed-group episodes:",
         "",
-        "| detector | ÷ random | ÷ joint | s→f only: ÷ random |",
-        "|---|---|---|---|",
+        "| detector | s→f ÷ random | s→f ÷ joint | both ways ÷ random | both ways ÷ joint |",
+        "|---|---|---|---|---|",
     ]
     for d in rep.names:
         cells = [
-            fmt_ratio(*rep.ratios[(d, b)]) if (d, b) in rep.ratios else "—"
-            for b in ("random", "joint", "random s→f")
+            fmt_ratio(*rep.ratios[(d, b, scope)]) if (d, b, scope) in rep.ratios else "—"
+            for scope in SCOPES
+            for b in ("random", "joint")
         ]
         lines.append(f"| {d} | " + " | ".join(cells) + " |")
     lines += ["", *goal_lines(rep), "", "What each detector picks (mixed-group episodes):", ""]
@@ -1024,13 +1042,14 @@ def plot(rep: Report, path: Path, perturbation: str) -> None:
         ax.set_xticks(range(len(groups)), [g for g, _ in groups], fontsize=8)
         ax.set_ylabel("success flip rate (%)")
 
-    bars(axes[0, 0], [("mixed groups", mixed), ("all episodes", f)])
-    axes[0, 0].axhline(100 * rep.redraw["all"], color="black", linestyle=":", linewidth=1)
-    axes[0, 0].set_title("pooled (Wilson 95%); dotted: outcome re-drawn", fontsize=10)
+    successes = in_scope(f, "s→f")
+    bars(axes[0, 0], [("mixed-group successes", successes), ("all successes", f.filter("logged"))])
+    axes[0, 0].axhline(100 * rep.redraw["s→f"], color="black", linestyle=":", linewidth=1)
+    axes[0, 0].set_title("s→f, pooled (Wilson 95%); dotted: outcome re-drawn", fontsize=10)
     axes[0, 0].legend(fontsize=8)
-    tasks = [(t.removesuffix("-v3"), mixed.filter(pl.col("task") == t)) for t in rep.tasks]
+    tasks = [(t.removesuffix("-v3"), successes.filter(pl.col("task") == t)) for t in rep.tasks]
     bars(axes[0, 1], tasks)
-    axes[0, 1].set_title("per task, mixed groups", fontsize=10)
+    axes[0, 1].set_title("s→f per task, mixed-group successes", fontsize=10)
 
     ax = axes[1, 1]
     for j, d in enumerate(rep.names):

@@ -1,11 +1,11 @@
 """Detector fidelity against the behaviour policy's noise: does joint / random grow when the
 expert's outcomes depend less on per-step jitter and more on its decisions?
 
-`detector_fidelity.py` measures joint at 1.2-1.6x random on the default noisy expert
-(sigma 0.3), where perturbing 10% random steps already nearly re-draws the outcome. This sweep
-reruns that exact measurement (same tasks, detectors, top-10% picks, flip statistics and paired
-bootstrap; see that script's docstring) on data collected with smaller xyz noise `--sigmas`
-(the gripper-decision delays stay at their default), for each `--perturbations` and `--seeds`.
+This sweep reruns `detector_fidelity.py`'s measurement unchanged (same tasks, detectors,
+top-10% picks, flip statistics and paired bootstrap; see that script's docstring) on data
+collected with xyz noise `--sigmas` (the gripper-decision delays stay at their default), for
+each `--perturbations` and `--seeds`, and pools the seeds. Rates are success-flip rates
+(mixed-group successes that fail when perturbed); the last column counts flips both ways.
 Each setting is cached under `--work` like detector_fidelity's runs, so a rerun only prints.
 
 Every setting also runs detector_fidelity's `--random-runs` control (joint's runs of consecutive
@@ -43,7 +43,7 @@ def measure_one(args: argparse.Namespace, seed: int, perturbation: str, sigma: f
     argv = [
         "--seed", str(seed), "--sigma", str(sigma), "--perturbation", perturbation,
         "--groups", str(args.groups), "--workers", str(args.workers), "--work", str(args.work),
-        "--random-runs",
+        "--random-runs", "--unit", args.unit,
     ]  # fmt: skip
     rep, _ = fidelity.measure(fidelity.parse_args(argv))
     mixed = rep.flips.filter(pl.col("mixed"))
@@ -51,29 +51,39 @@ def measure_one(args: argparse.Namespace, seed: int, perturbation: str, sigma: f
 
 
 def summarise(flips: Any, seed: str, perturbation: str, sigma: float) -> dict:
-    """Flip rates and paired-bootstrap ratios (bootstrap seed 0) of one setting as a row."""
+    """Success-flip rates (s→f: mixed-group successes that fail when perturbed) and their
+    paired-bootstrap ratios (bootstrap seed 0) of one setting as a row, plus joint / random
+    counted both ways (all mixed-group episodes, either direction)."""
     row: dict = {"seed": seed, "perturbation": perturbation, "sigma": sigma}
-    by = {d: flips.filter(pl.col("detector") == d) for d in DETECTORS}
+    successes = flips.filter(pl.col("logged"))
+    by = {d: successes.filter(pl.col("detector") == d) for d in DETECTORS}
     row["episodes"] = by["joint"].height
     for d in DETECTORS:
         row[d] = fidelity.rate(by[d])
     for a, b in RATIOS:
-        row[f"{a}/{b}"] = fidelity.bootstrap_ratio(*fidelity.paired(flips, a, b), 0)
+        row[f"{a}/{b}"] = fidelity.bootstrap_ratio(*fidelity.paired(successes, a, b), 0)
+    row["both ways"] = fidelity.bootstrap_ratio(*fidelity.paired(flips, "joint", "random"), 0)
     return row
 
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| perturbation | σ | seed | mixed-group episodes | joint | variation | outcome | random "
-        "| random-runs | joint ÷ random | variation ÷ random | variation ÷ joint "
-        "| joint ÷ random-runs |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| perturbation | σ | seed | mixed-group successes | joint | variation | outcome "
+        "| random | random-runs | joint ÷ random | variation ÷ random | variation ÷ joint "
+        "| joint ÷ random-runs | joint ÷ random, both ways |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         rates = " | ".join(f"{100 * r[d].rate:.1f}%" for d in DETECTORS)
         ratios = " | ".join(
             fidelity.fmt_ratio(*r[k])
-            for k in ("joint/random", "variation/random", "variation/joint", "joint/random-runs")
+            for k in (
+                "joint/random",
+                "variation/random",
+                "variation/joint",
+                "joint/random-runs",
+                "both ways",
+            )
         )
         lines.append(
             f"| {r['perturbation']} | {r['sigma']:g} | {r['seed']} | {r['episodes']} | {rates} "
@@ -105,7 +115,8 @@ def plot(rows: list[dict], path: Path, goal: float) -> None:
                 x = [r["sigma"] * (1 + 0.025 * slot) for r in sel]
                 y = [r[key][0] for r in sel]
                 lo = [r[key][0] - r[key][1][0] for r in sel]
-                hi = [min(r[key][1][1], 10) - r[key][0] for r in sel]
+                # An infinite upper end (random flipped none in a resample) is drawn at 100.
+                hi = [min(r[key][1][1], 100) - r[key][0] for r in sel]
                 ax.errorbar(
                     x,
                     y,
@@ -120,8 +131,13 @@ def plot(rows: list[dict], path: Path, goal: float) -> None:
         ax.axhline(goal, color="grey", linestyle="--", label=f"goal {goal:g}×")
         ax.axhline(1, color="black", linewidth=0.5)
         ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_yticks([1, 2, 3, 5, 10, 20, 50], ["1", "2", "3", "5", "10", "20", "50"])
+        sigmas = sorted({r["sigma"] for r in rows})
+        ax.set_xticks(sigmas, [f"{x:g}" for x in sigmas])
+        ax.minorticks_off()
         ax.set_xlabel("expert xyz noise σ (log scale)")
-        ax.set_ylabel("ratio of mixed-group flip rates")
+        ax.set_ylabel("ratio of success-flip rates (log scale)")
         ax.set_title(f"perturbation: {pert}")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
@@ -135,9 +151,15 @@ def plot(rows: list[dict], path: Path, goal: float) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sigmas", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.3])
-    p.add_argument("--perturbations", nargs="+", default=["hold", "uniform"])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--perturbations", nargs="+", default=["hold"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--groups", type=int, default=8, help="initial states per task")
+    p.add_argument(
+        "--unit",
+        choices=("steps", "windows"),
+        default="steps",
+        help="single steps or planning-action windows (detector_fidelity's --unit)",
+    )
     p.add_argument("--workers", type=int, default=2, help="simulation processes")
     p.add_argument("--work", type=Path, default=Path("/tmp/papo-detector-fidelity"))
     p.add_argument("--out-md", type=Path, help="also write the markdown here")

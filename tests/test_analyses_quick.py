@@ -1,7 +1,8 @@
 """The analysis scripts behind RESULTS.md still run against the package, at tiny size.
 
 They reach into package internals (the branch targets SQL, job building), so a change there can
-break them silently; these smoke runs catch that. Their numbers are not checked.
+break them silently; these smoke runs catch that. Their measured numbers are not checked; the
+fidelity report's statistics are, on a hand-made table of flips.
 """
 
 from __future__ import annotations
@@ -114,3 +115,29 @@ def test_detector_fidelity_variants_apply(tmp_path: Path, monkeypatch: pytest.Mo
             assert picks, detector
             for i, frames in picks.items():
                 assert len(frames) == len(set(frames)) == math.ceil(0.1 * lengths[i]), detector
+
+
+def test_fidelity_headline_is_the_success_flip_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The goal is judged on mixed-group successes that fail (s→f); rescued failures only count
+    in the 'both ways' rows, and one-outcome groups in neither."""
+    import polars as pl
+
+    fidelity = load_fidelity(monkeypatch)
+    flipped = {"joint": 7, "variation": 5, "outcome": 1, "random": 2}  # of 10 successes
+    rows = []
+    for d, k in flipped.items():
+        for i in range(10):
+            rows.append((i, True, True, d, i < k))
+        for i in range(10, 15):  # failures: random rescues all five, the others none
+            rows.append((i, True, False, d, d == "random"))
+        rows.append((15, False, True, d, True))  # a one-outcome group: out of every scope
+    flips = pl.DataFrame(
+        rows, schema=["episode_index", "mixed", "logged", "detector", "flip"], orient="row"
+    ).with_columns(task=pl.lit("pick-place-v3"))
+    rep = fidelity.build_report(flips, list(flipped), 0, pl.DataFrame(), {}, None)
+    assert rep.ratios[("joint", "random", "s→f")][0] == pytest.approx(3.5)
+    assert rep.ratios[("variation", "joint", "s→f")][0] == pytest.approx(5 / 7)
+    assert rep.ratios[("joint", "random", "both ways")][0] == pytest.approx(1.0)
+    goals = fidelity.goal_lines(rep)
+    assert goals[2].startswith("| joint ≥ 3× random | s→f") and "**yes**" in goals[2]
+    assert goals[5].startswith("| joint ≥ 3× random | both ways") and "**no**" in goals[5]
