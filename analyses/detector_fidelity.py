@@ -28,7 +28,7 @@ Method (DESIGN §3 detectors, §4 simulator):
 4. Statistics: flip = perturbed success != logged success. The headline is the success-flip
    rate (EDGE / StateMask's fidelity test): the share of logged successes in mixed groups (every
    detector is defined there) that fail when perturbed. Also reported: failure->success (among
-   logged failures; a failure near the margin is rescued by almost any change, so this share
+   logged failures; a failure near the margin is rescued by many changes, so this share
    measures chance more than importance), both directions together, all episodes where the
    detector is defined, and per task. Rates have Wilson 95% intervals
    (`papo_data.causal.proportion_interval`). The ratio of each detector's rate to random's and
@@ -111,8 +111,8 @@ SCOPES = {
 """Over which episodes a flip rate is counted. The headline is "s→f", the success-flip rate of
 EDGE / StateMask's fidelity test: perturb the steps a detector ranks highest in episodes that
 succeeded and count how many fail. "Both ways" also counts failures that the perturbation
-rescues; a failure near the margin is rescued by almost any change (a re-draw of its
-outcome), so that share measures chance, not importance."""
+rescues; a failure near the margin is rescued by many changes (random steps held rescue about a
+third), so that share measures chance more than importance."""
 PERTURBATIONS = {
     "uniform": "uniform random actions",
     "hold": "the previous action held",
