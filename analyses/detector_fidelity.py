@@ -933,15 +933,12 @@ def scope_rate(rep: Report, d: str, scope: str) -> Rate:
 
 
 def goal_lines(rep: Report) -> list[str]:
-    lines = [
-        "| goal | scope | result | met? |",
-        "|---|---|---|---|",
-    ]
+    yes = {True: "**yes**", False: "**no**"}
+    lines = ["| goal | scope | result | met? |", "|---|---|---|---|"]
     for scope in SCOPES:
         r = {d: scope_rate(rep, d, scope).rate for d in DETECTORS}
         ratio, ci = rep.ratios[("joint", "random", scope)]
         where = f"{scope} ({SCOPES[scope]})"
-        yes = {True: "**yes**", False: "**no**"}
         lines += [
             f"| joint ≥ {RATIO_GOAL:.0f}× random | {where} | {fmt_ratio(ratio, ci)} | "
             f"{yes[ratio >= RATIO_GOAL]} (interval lower bound "
@@ -1170,8 +1167,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--figure",
         type=Path,
-        default=Path(__file__).parent / "figures" / "detector_fidelity.png",
-        help="PNG of flip rates per detector",
+        help="also draw flip rates per detector to this PNG (none by default, so that a quick "
+        "run does not overwrite a figure RESULTS.md shows)",
     )
     args = p.parse_args(argv)
     if not 0 < args.fraction <= 1:

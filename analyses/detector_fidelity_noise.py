@@ -55,7 +55,7 @@ def summarise(flips: Any, seed: str, perturbation: str, sigma: float) -> dict:
     paired-bootstrap ratios (bootstrap seed 0) of one setting as a row, plus joint / random
     counted both ways (all mixed-group episodes, either direction)."""
     row: dict = {"seed": seed, "perturbation": perturbation, "sigma": sigma}
-    successes = flips.filter(pl.col("logged"))
+    successes = fidelity.in_scope(flips, "s→f")
     by = {d: successes.filter(pl.col("detector") == d) for d in DETECTORS}
     row["episodes"] = by["joint"].height
     for d in DETECTORS:

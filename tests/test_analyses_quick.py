@@ -15,6 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 import pytest
 
@@ -120,8 +121,6 @@ def test_detector_fidelity_variants_apply(tmp_path: Path, monkeypatch: pytest.Mo
 def test_fidelity_headline_is_the_success_flip_rate(monkeypatch: pytest.MonkeyPatch) -> None:
     """The goal is judged on mixed-group successes that fail (s→f); rescued failures only count
     in the 'both ways' rows, and one-outcome groups in neither."""
-    import polars as pl
-
     fidelity = load_fidelity(monkeypatch)
     flipped = {"joint": 7, "variation": 5, "outcome": 1, "random": 2}  # of 10 successes
     rows = []
