@@ -50,13 +50,14 @@ variation AS (
            upto AS (t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
            from_t AS (t ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)
 ),
-mixed AS (
-    SELECT g FROM ep GROUP BY g HAVING bool_or(success) AND NOT bool_and(success)
+mixed AS (  -- groups holding both outcomes; contrast frames end at the last success + w
+    SELECT g, max(CASE WHEN success THEN length END) - 1 + $w AS last_frame
+    FROM ep GROUP BY g HAVING bool_or(success) AND NOT bool_and(success)
 ),
 per_frame AS (  -- one row per group, outcome and frame; the dims are columns
     SELECT e.g, s.frame_index, e.success, count(*) AS n, {sums}
-    FROM steps s JOIN ep e USING (episode_index)
-    SEMI JOIN mixed USING (g)
+    FROM steps s JOIN ep e USING (episode_index) JOIN mixed m USING (g)
+    WHERE s.frame_index <= m.last_frame  -- later frames of failures have no success to contrast
     GROUP BY ALL
 ),
 aligned AS (  -- frames are contiguous per episode (validate checks it): ROWS = RANGE here
