@@ -33,7 +33,8 @@ Method (DESIGN §3 detectors, §4 simulator):
    detector is defined, and per task. Rates have Wilson 95% intervals
    (`papo_data.causal.proportion_interval`). The ratio of each detector's rate to random's and
    to joint's (so joint/random, variation/joint, outcome/joint), s->f and both ways, with a
-   paired percentile bootstrap over episodes (10,000 resamples, seeded by --seed).
+   paired percentile bootstrap over groups (10,000 resamples, seeded by --seed): whole groups
+   are resampled, since siblings share an initial state and their flips are correlated.
 5. Why (diagnostics): the flip rate a mere re-draw of the outcome would give (leave-one-out
    success rate of the episode's group); what each detector picks (gripper switches, position,
    outcome contrast, overlap with joint); with `--blocks`, a contiguous block of the same
@@ -661,6 +662,7 @@ def flip_frame(
             rows.append(
                 {
                     "episode_index": i,
+                    "group_id": row["group_id"],
                     "task": row["task"],
                     "mixed": row["mixed"],
                     "detector": d,
@@ -678,14 +680,17 @@ def rate(df: pl.DataFrame) -> Rate:
 
 
 def bootstrap_ratio(
-    num: np.ndarray, den: np.ndarray, seed: int
+    num: np.ndarray, den: np.ndarray, groups: np.ndarray, seed: int
 ) -> tuple[float, tuple[float, float]]:
     """Ratio of mean flips (paired 0/1 arrays over the same episodes) and its 95% percentile
-    bootstrap interval; resamples whose denominator is 0 count as +inf."""
+    bootstrap interval, resampling whole groups: siblings share an initial state, so their
+    flips are not independent. Resamples whose denominator is 0 count as +inf."""
     point = num.mean() / den.mean() if den.mean() > 0 else math.inf
+    _, cluster = np.unique(groups, return_inverse=True)
+    num_c, den_c = np.bincount(cluster, num), np.bincount(cluster, den)  # flips per group
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(num), size=(BOOTSTRAP_SAMPLES, len(num)))
-    n, d = num[idx].mean(axis=1), den[idx].mean(axis=1)
+    idx = rng.integers(0, len(num_c), size=(BOOTSTRAP_SAMPLES, len(num_c)))
+    n, d = num_c[idx].sum(axis=1), den_c[idx].sum(axis=1)  # paired: sizes cancel in n / d
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.where(d > 0, n / d, np.where(n > 0, np.inf, np.nan))
     ratios = ratios[~np.isnan(ratios)]
@@ -693,14 +698,16 @@ def bootstrap_ratio(
     return float(point), (float(lo), float(hi))
 
 
-def paired(flips: pl.DataFrame, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
+def paired(flips: pl.DataFrame, a: str, b: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flips of detectors a and b on the episodes where both are defined, and their groups."""
     wide = (
         flips.filter(pl.col("detector").is_in([a, b]))
-        .pivot(on="detector", index="episode_index", values="flip")
+        .pivot(on="detector", index=["episode_index", "group_id"], values="flip")
         .drop_nulls()
         .sort("episode_index")
     )
-    return wide[a].to_numpy().astype(float), wide[b].to_numpy().astype(float)
+    flips_of = [wide[d].to_numpy().astype(float) for d in (a, b)]
+    return flips_of[0], flips_of[1], wide["group_id"].to_numpy()
 
 
 def fmt_ratio(point: float, ci: tuple[float, float]) -> str:
@@ -988,7 +995,7 @@ def markdown(rep: Report) -> str:
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Ratios of flip rates (paired bootstrap over episodes, 95% interval); s→f over "
+        "Ratios of flip rates (paired bootstrap over groups, 95% interval); s→f over "
         "mixed-group successes, both ways over all mixed-group episodes:",
         "",
         "| detector | s→f ÷ random | s→f ÷ joint | both ways ÷ random | both ways ÷ joint |",

@@ -39,7 +39,7 @@ EPISODES_PER_SEED = 1_000_000
 
 def measure_one(args: argparse.Namespace, seed: int, perturbation: str, sigma: float) -> Any:
     """One detector_fidelity run: its mixed-group flips (one row per episode and detector),
-    episode_index made unique across seeds so that seeds can be pooled."""
+    episode_index and group_id made unique across seeds so that seeds can be pooled."""
     argv = [
         "--seed", str(seed), "--sigma", str(sigma), "--perturbation", perturbation,
         "--groups", str(args.groups), "--workers", str(args.workers), "--work", str(args.work),
@@ -47,7 +47,9 @@ def measure_one(args: argparse.Namespace, seed: int, perturbation: str, sigma: f
     ]  # fmt: skip
     rep, _ = fidelity.measure(fidelity.parse_args(argv))
     mixed = rep.flips.filter(pl.col("mixed"))
-    return mixed.with_columns(pl.col("episode_index") + EPISODES_PER_SEED * seed)
+    return mixed.with_columns(
+        pl.col("episode_index") + EPISODES_PER_SEED * seed, pl.lit(f"{seed}/") + pl.col("group_id")
+    )
 
 
 def summarise(flips: Any, seed: str, perturbation: str, sigma: float) -> dict:
@@ -141,7 +143,9 @@ def plot(rows: list[dict], path: Path, goal: float) -> None:
         ax.set_title(f"perturbation: {pert}")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
-    fig.suptitle("Detector fidelity vs the behaviour policy's noise (95% paired bootstrap)")
+    fig.suptitle(
+        "Detector fidelity vs the behaviour policy's noise (95% paired bootstrap over groups)"
+    )
     fig.tight_layout(rect=(0, 0.2, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
