@@ -128,7 +128,13 @@ def plot(rows: list[dict], path: Path, goal: float) -> None:
                     capsize=3,
                     linestyle=("-", ":", "--")[j % 3],
                     alpha=1.0 if seed == "pooled" else 0.45,
-                    label=f"{key.replace('/', ' ÷ ')}, seed {seed}",
+                    # One legend entry per ratio for the seeds (in run order, left to right)
+                    # and one for the pooled estimate: ten seeds would not fit.
+                    label=f"{key.replace('/', ' ÷ ')}, pooled"
+                    if seed == "pooled"
+                    else f"{key.replace('/', ' ÷ ')}, each seed (faint)"
+                    if j == 0
+                    else "_nolegend_",
                 )
         ax.axhline(goal, color="grey", linestyle="--", label=f"goal {goal:g}×")
         ax.axhline(1, color="black", linewidth=0.5)
@@ -146,7 +152,7 @@ def plot(rows: list[dict], path: Path, goal: float) -> None:
     fig.suptitle(
         "Detector fidelity vs the behaviour policy's noise (95% paired bootstrap over groups)"
     )
-    fig.tight_layout(rect=(0, 0.2, 1, 1))
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
