@@ -21,8 +21,9 @@
     `amortize()` cross-validated MAE against the predict-the-mean baseline, then at audit
     fractions 0.25 / 0.5 / 0.75 (the hashed audit set of `papo branch --audit-fraction`) the
     model trained on the audit set is scored on the unaudited actions (with a paired bootstrap
-    interval of its gain over the mean baseline, resampling the unaudited actions), next to the
-    share of branch steps that the unaudited actions would have cost (the steps saved).
+    interval of its gain over the mean baseline, resampling the episodes of the unaudited
+    actions), next to the share of branch steps that the unaudited actions would have cost
+    (the steps saved).
 
 Run it with:
 
@@ -458,16 +459,23 @@ def part_c(path: Path, b: dict[str, Any]) -> dict[str, Any]:
             model_err = np.array([abs(pred[a] - v) for a, v in held.items()])
             mean_err = np.array([abs(mean - v) for v in held.values()])
             row["mae"], row["baseline_mae"] = float(model_err.mean()), float(mean_err.mean())
-            row["gain_ci"] = paired_bootstrap(mean_err - model_err)
+            row["gain_ci"] = paired_bootstrap(mean_err - model_err, [a[0] for a in held])
             row["cv_mae"] = res.cv_mae
             out["rows"].append(row)
     return out
 
 
-def paired_bootstrap(diff: np.ndarray, samples: int = 10_000) -> tuple[float, float]:
-    """95% percentile interval of the mean of paired differences, resampling actions (seed 0)."""
+def paired_bootstrap(
+    diff: np.ndarray, episodes: list[str], samples: int = 10_000
+) -> tuple[float, float]:
+    """95% percentile interval of the mean of paired differences (seed 0), resampling whole
+    episodes: an episode's planning actions share a rollout, so their errors are not
+    independent."""
+    _, cluster = np.unique(episodes, return_inverse=True)
+    sums, sizes = np.bincount(cluster, diff), np.bincount(cluster)
     rng = np.random.default_rng(0)
-    means = diff[rng.integers(0, len(diff), size=(samples, len(diff)))].mean(axis=1)
+    idx = rng.integers(0, len(sums), size=(samples, len(sums)))
+    means = sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
     lo, hi = np.quantile(means, [0.025, 0.975])
     return float(lo), float(hi)
 
