@@ -15,7 +15,9 @@
    one rollout each at temperature 1, for (a) every run's final policy: equal update count,
    and (b) each run's last policy whose cumulative simulator steps (rollouts + branches) do not
    exceed its seed's GRPO run total: equal simulator steps. Success pooled over seeds and tasks,
-   Wilson 95% intervals; per-seed values beside them.
+   Wilson 95% intervals; per-seed values beside them. Every policy is evaluated on the same
+   states with the same seeds, so each PAPO method is also compared with GRPO state by state:
+   the mean success difference, with a bootstrap interval over initial states.
 4. Figure `analyses/figures/grpo_vs_papo.png`: training success rate per iteration and against
    cumulative simulator steps (mean over seeds, band = min..max).
 """
@@ -32,6 +34,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from papo_data.causal.paired import proportion_interval
@@ -120,8 +123,9 @@ def run_one(job: tuple[Path, TrainConfig]) -> Path:
     return run
 
 
-def evaluate(job: tuple[Path, Path, argparse.Namespace]) -> dict[str, tuple[int, int]]:
-    """Task -> (successes, episodes) of one policy on the held-out initial states."""
+def evaluate(job: tuple[Path, Path, argparse.Namespace]) -> list[tuple[str, str, bool]]:
+    """(task, group_id, success) of one policy on each held-out initial state. Every policy
+    sees the same states (and seeds), so methods can be compared state by state."""
     import torch
 
     torch.set_num_threads(1)
@@ -140,11 +144,11 @@ def evaluate(job: tuple[Path, Path, argparse.Namespace]) -> dict[str, tuple[int,
     )
     with Dataset(out) as ds:
         rows = ds.sql(
-            "SELECT split_part(env_id, '/', 2) AS task, sum(success::INT) AS s, count(*) AS n "
-            "FROM episodes GROUP BY 1"
+            "SELECT split_part(env_id, '/', 2) AS task, group_id, success FROM episodes "
+            "ORDER BY group_id"
         ).rows()
     shutil.rmtree(out)
-    return {task: (int(s), int(n)) for task, s, n in rows}
+    return [(str(task), str(group), bool(ok)) for task, group, ok in rows]
 
 
 def equal_steps_policy(run: Path, metrics: pl.DataFrame, budget: int, start: Path) -> Path:
@@ -157,6 +161,44 @@ def equal_steps_policy(run: Path, metrics: pl.DataFrame, budget: int, start: Pat
     if last + 1 == len(cumulative):
         return run / "checkpoints" / "last.pt"
     return run / "policies" / f"{last + 1:04d}.pt"
+
+
+def paired_differences(episodes: pl.DataFrame, seeds: int) -> list[str]:
+    """Markdown rows: success of each PAPO method minus GRPO's on the same held-out initial
+    states, seeds and budget, with a 95% bootstrap interval that resamples initial states (a
+    state is shared by every seed; its difficulty is the noise the pairing removes)."""
+    grpo = episodes.filter(pl.col("method") == "grpo").select(
+        "budget", "seed", "group_id", grpo="success"
+    )
+    lines = [
+        "| budget | method − grpo | success difference [95% CI] | per seed | states where "
+        "method wins / loses |",
+        "|---|---|---|---|---|",
+    ]
+    for budget in ("equal_updates", "equal_steps"):
+        for method in METHODS[1:]:
+            pairs = (
+                episodes.filter((pl.col("budget") == budget) & (pl.col("method") == method))
+                .join(grpo, on=["budget", "seed", "group_id"])
+                .with_columns(diff=pl.col("success").cast(pl.Int8) - pl.col("grpo").cast(pl.Int8))
+            )
+            if pairs.is_empty():
+                continue
+            # one row per state: the summed difference over seeds (every state has all seeds)
+            per_state = pairs.group_by("group_id").agg(pl.col("diff").sum()).sort("group_id")
+            diffs = per_state["diff"].to_numpy().astype(float)
+            rng = np.random.default_rng(0)
+            idx = rng.integers(0, len(diffs), size=(10_000, len(diffs)))
+            means = diffs[idx].mean(axis=1) / seeds
+            lo, hi = np.quantile(means, [0.025, 0.975])
+            per_seed = pairs.group_by("seed").agg(pl.col("diff").mean()).sort("seed")["diff"]
+            wins, losses = int((pairs["diff"] > 0).sum()), int((pairs["diff"] < 0).sum())
+            lines.append(
+                f"| {budget} | {method} | {pairs['diff'].mean():+.3f} [{lo:+.3f}, {hi:+.3f}] | "
+                + ", ".join(f"{v:+.2f}" for v in per_seed)
+                + f" | {wins} / {losses} |"
+            )
+    return lines
 
 
 def interval_text(s: int, n: int) -> str:
@@ -245,14 +287,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 [(policies[k], out / "eval" / "-".join(map(str, k)), args) for k in keys],
             )
         )
-    results = dict(zip(keys, evals, strict=True))
-
-    table = []
-    for (budget, method, seed), per_task in results.items():
-        for task, (s, n) in per_task.items():
-            table.append(dict(budget=budget, method=method, seed=seed, task=task, s=s, n=n))
-    frame = pl.DataFrame(table)
+    episodes = pl.DataFrame(
+        [
+            dict(budget=budget, method=method, seed=seed, task=task, group_id=group, success=ok)
+            for (budget, method, seed), rows in zip(keys, evals, strict=True)
+            for task, group, ok in rows
+        ]
+    )
+    frame = (
+        episodes.group_by("budget", "method", "seed", "task", maintain_order=True)
+        .agg(s=pl.col("success").cast(pl.Int64).sum(), n=pl.len().cast(pl.Int64))
+        .sort("budget", "method", "seed", "task")
+    )
     frame.write_parquet(out / "evaluation.parquet")
+    episodes.write_parquet(out / "evaluation_episodes.parquet")
     metrics.write_parquet(out / "metrics.parquet")
     if not args.no_figure:
         figure(metrics, FIGURE)
@@ -291,6 +339,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 + " | ".join(f"{s / n:.2f}" for s, n in per_task)
                 + f" | {steps_of.get(method, 0):,.0f} |"
             )
+    lines += ["", *paired_differences(episodes, args.seeds)]
     report = "\n".join(lines)
     print(report)
     print(f"\ncommand: python analyses/grpo_vs_papo.py {' '.join(argv or sys.argv[1:])}")

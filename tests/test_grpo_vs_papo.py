@@ -30,3 +30,16 @@ def test_quick_comparison_trains_every_method_and_evaluates(tmp_path: Path) -> N
     assert (evaluation["n"] == 4).all()
     for line in ("| equal_updates | papo |", "| equal_steps | papo-amortized |"):
         assert line in done.stdout
+    # The state-by-state comparison: the same states for every policy, and its mean difference
+    # agrees with the pooled counts.
+    episodes = pl.read_parquet(out / "evaluation_episodes.parquet")
+    states = episodes.group_by("budget", "method", "seed").agg(pl.col("group_id").sort())
+    assert len({tuple(g) for g in states["group_id"].to_list()}) == 1
+    counts = (
+        evaluation.filter(pl.col("budget") == "equal_updates")
+        .group_by("method")
+        .agg(pl.col("s").sum(), pl.col("n").sum())
+    )
+    rate = {m: s / n for m, s, n in counts.rows()}
+    expected = f"| equal_updates | papo | {rate['papo'] - rate['grpo']:+.3f} ["
+    assert expected in done.stdout, done.stdout
