@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from scipy.stats import binomtest
 
 from papo_data.causal.paired import proportion_interval
 from papo_data.data.dataset import Dataset
@@ -172,8 +173,8 @@ def paired_differences(episodes: pl.DataFrame, seeds: int) -> list[str]:
     )
     lines = [
         "| budget | method − grpo | success difference [95% CI] | per seed | states where "
-        "method wins / loses |",
-        "|---|---|---|---|---|",
+        "method wins / loses | exact sign test p (two-sided) |",
+        "|---|---|---|---|---|---|",
     ]
     for budget in ("equal_updates", "equal_steps"):
         for method in METHODS[1:]:
@@ -196,9 +197,15 @@ def paired_differences(episodes: pl.DataFrame, seeds: int) -> list[str]:
             lines.append(
                 f"| {budget} | {method} | {pairs['diff'].mean():+.3f} [{lo:+.3f}, {hi:+.3f}] | "
                 + ", ".join(f"{v:+.2f}" for v in per_seed)
-                + f" | {wins} / {losses} |"
+                + f" | {wins} / {losses} | {sign_test_p(wins, losses):.3f} |"
             )
     return lines
+
+
+def sign_test_p(wins: int, losses: int) -> float:
+    """Exact two-sided sign (McNemar) test on the discordant state-seed pairs: with few of
+    them the bootstrap interval is optimistic, this is not."""
+    return float(binomtest(wins, wins + losses).pvalue) if wins + losses else 1.0
 
 
 def interval_text(s: int, n: int) -> str:
