@@ -172,8 +172,8 @@ def paired_differences(episodes: pl.DataFrame, seeds: int) -> list[str]:
         "budget", "seed", "group_id", grpo="success"
     )
     lines = [
-        "| budget | method − grpo | success difference [95% CI] | per seed | states where "
-        "method wins / loses | exact sign test p (two-sided) |",
+        "| budget | method − grpo | success difference [95% CI] | per seed | state-seed pairs "
+        "won / lost | exact sign test p (two-sided) |",
         "|---|---|---|---|---|---|",
     ]
     for budget in ("equal_updates", "equal_steps"):
