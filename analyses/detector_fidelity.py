@@ -85,7 +85,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from papo_data.causal import proportion_interval
+from papo_data.causal import cluster_bootstrap_ratio, proportion_interval
 from papo_data.data.dataset import Dataset
 from papo_data.planning import segment
 from papo_data.planning.segment import DETECTORS, SegmentConfig, step_scores
@@ -679,25 +679,6 @@ def rate(df: pl.DataFrame) -> Rate:
     return Rate(int(df["flip"].sum()), df.height)
 
 
-def bootstrap_ratio(
-    num: np.ndarray, den: np.ndarray, groups: np.ndarray, seed: int
-) -> tuple[float, tuple[float, float]]:
-    """Ratio of mean flips (paired 0/1 arrays over the same episodes) and its 95% percentile
-    bootstrap interval, resampling whole groups: siblings share an initial state, so their
-    flips are not independent. Resamples whose denominator is 0 count as +inf."""
-    point = num.mean() / den.mean() if den.mean() > 0 else math.inf
-    _, cluster = np.unique(groups, return_inverse=True)
-    num_c, den_c = np.bincount(cluster, num), np.bincount(cluster, den)  # flips per group
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(num_c), size=(BOOTSTRAP_SAMPLES, len(num_c)))
-    n, d = num_c[idx].sum(axis=1), den_c[idx].sum(axis=1)  # paired: sizes cancel in n / d
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = np.where(d > 0, n / d, np.where(n > 0, np.inf, np.nan))
-    ratios = ratios[~np.isnan(ratios)]
-    lo, hi = np.quantile(ratios, [0.025, 0.975], method="inverted_cdf")
-    return float(point), (float(lo), float(hi))
-
-
 def paired(flips: pl.DataFrame, a: str, b: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flips of detectors a and b on the episodes where both are defined, and their groups."""
     wide = (
@@ -930,7 +911,9 @@ def build_report(
         for a in names:
             for b in ("random", "joint"):
                 if a != b:
-                    ratios[(a, b, scope)] = bootstrap_ratio(*paired(episodes, a, b), seed)
+                    ratios[(a, b, scope)] = cluster_bootstrap_ratio(
+                        *paired(episodes, a, b), seed, BOOTSTRAP_SAMPLES
+                    )
     tasks = sorted(set(flips["task"].to_list()))
     return Report(names, flips, ratios, diag, tasks, redraw, blocks)
 

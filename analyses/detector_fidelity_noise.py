@@ -27,6 +27,8 @@ from typing import Any
 import detector_fidelity as fidelity
 import polars as pl
 
+from papo_data.causal import cluster_bootstrap_ratio
+
 DETECTORS = ("joint", "variation", "outcome", "random", "random-runs")
 RATIOS = (
     ("joint", "random"),
@@ -63,8 +65,8 @@ def summarise(flips: Any, seed: str, perturbation: str, sigma: float) -> dict:
     for d in DETECTORS:
         row[d] = fidelity.rate(by[d])
     for a, b in RATIOS:
-        row[f"{a}/{b}"] = fidelity.bootstrap_ratio(*fidelity.paired(successes, a, b), 0)
-    row["both ways"] = fidelity.bootstrap_ratio(*fidelity.paired(flips, "joint", "random"), 0)
+        row[f"{a}/{b}"] = cluster_bootstrap_ratio(*fidelity.paired(successes, a, b), 0)
+    row["both ways"] = cluster_bootstrap_ratio(*fidelity.paired(flips, "joint", "random"), 0)
     return row
 
 

@@ -53,7 +53,11 @@ from papo_data.branches import run as run_module
 from papo_data.branches.engine import Job, JobResult, branch_seed
 from papo_data.branches.run import BranchConfig
 from papo_data.causal.amortized import amortize, audited
-from papo_data.causal.paired import pn_ps_from_counts, proportion_interval
+from papo_data.causal.paired import (
+    cluster_bootstrap_ratio,
+    pn_ps_from_counts,
+    proportion_interval,
+)
 from papo_data.data.commit import write_atomic_bytes
 from papo_data.data.dataset import Dataset
 from papo_data.data.sqlfiles import sql_text
@@ -459,25 +463,14 @@ def part_c(path: Path, b: dict[str, Any]) -> dict[str, Any]:
             model_err = np.array([abs(pred[a] - v) for a, v in held.items()])
             mean_err = np.array([abs(mean - v) for v in held.values()])
             row["mae"], row["baseline_mae"] = float(model_err.mean()), float(mean_err.mean())
-            row["gain_ci"] = paired_bootstrap(mean_err - model_err, [a[0] for a in held])
+            # an episode's planning actions share a rollout: resample episodes, not actions
+            diff = mean_err - model_err
+            _, row["gain_ci"] = cluster_bootstrap_ratio(
+                diff, np.ones_like(diff), [a[0] for a in held], 0
+            )
             row["cv_mae"] = res.cv_mae
             out["rows"].append(row)
     return out
-
-
-def paired_bootstrap(
-    diff: np.ndarray, episodes: list[str], samples: int = 10_000
-) -> tuple[float, float]:
-    """95% percentile interval of the mean of paired differences (seed 0), resampling whole
-    episodes: an episode's planning actions share a rollout, so their errors are not
-    independent."""
-    _, cluster = np.unique(episodes, return_inverse=True)
-    sums, sizes = np.bincount(cluster, diff), np.bincount(cluster)
-    rng = np.random.default_rng(0)
-    idx = rng.integers(0, len(sums), size=(samples, len(sums)))
-    means = sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
-    lo, hi = np.quantile(means, [0.025, 0.975])
-    return float(lo), float(hi)
 
 
 # -- output -----------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ import numpy as np
 import polars as pl
 from scipy.stats import binomtest
 
-from papo_data.causal.paired import proportion_interval
+from papo_data.causal.paired import cluster_bootstrap_ratio, proportion_interval
 from papo_data.data.dataset import Dataset
 from papo_data.sim.collect import CollectConfig, collect
 from papo_data.sim.policies import NoisyExpertConfig
@@ -164,7 +164,7 @@ def equal_steps_policy(run: Path, metrics: pl.DataFrame, budget: int, start: Pat
     return run / "policies" / f"{last + 1:04d}.pt"
 
 
-def paired_differences(episodes: pl.DataFrame, seeds: int) -> list[str]:
+def paired_differences(episodes: pl.DataFrame) -> list[str]:
     """Markdown rows: success of each PAPO method minus GRPO's on the same held-out initial
     states, seeds and budget, with a 95% bootstrap interval that resamples initial states (a
     state is shared by every seed; its difficulty is the noise the pairing removes)."""
@@ -185,13 +185,8 @@ def paired_differences(episodes: pl.DataFrame, seeds: int) -> list[str]:
             )
             if pairs.is_empty():
                 continue
-            # one row per state: the summed difference over seeds (every state has all seeds)
-            per_state = pairs.group_by("group_id").agg(pl.col("diff").sum()).sort("group_id")
-            diffs = per_state["diff"].to_numpy().astype(float)
-            rng = np.random.default_rng(0)
-            idx = rng.integers(0, len(diffs), size=(10_000, len(diffs)))
-            means = diffs[idx].mean(axis=1) / seeds
-            lo, hi = np.quantile(means, [0.025, 0.975])
+            diff = pairs["diff"].to_numpy()
+            _, (lo, hi) = cluster_bootstrap_ratio(diff, np.ones_like(diff), pairs["group_id"], 0)
             per_seed = pairs.group_by("seed").agg(pl.col("diff").mean()).sort("seed")["diff"]
             wins, losses = int((pairs["diff"] > 0).sum()), int((pairs["diff"] < 0).sum())
             lines.append(
@@ -346,7 +341,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 + " | ".join(f"{s / n:.2f}" for s, n in per_task)
                 + f" | {steps_of.get(method, 0):,.0f} |"
             )
-    lines += ["", *paired_differences(episodes, args.seeds)]
+    lines += ["", *paired_differences(episodes)]
     report = "\n".join(lines)
     print(report)
     print(f"\ncommand: python analyses/grpo_vs_papo.py {' '.join(argv or sys.argv[1:])}")

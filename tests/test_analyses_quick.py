@@ -15,7 +15,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
@@ -117,27 +116,6 @@ def test_detector_fidelity_variants_apply(tmp_path: Path, monkeypatch: pytest.Mo
             assert picks, detector
             for i, frames in picks.items():
                 assert len(frames) == len(set(frames)) == math.ceil(0.1 * lengths[i]), detector
-
-
-def test_fidelity_interval_resamples_groups_not_episodes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Siblings share an initial state: copying every episode within its group adds no
-    information, so the interval must not narrow; splitting the copies into groups of their
-    own would (that is what an episode bootstrap assumes)."""
-    fidelity = load_fidelity(monkeypatch)
-    rng = np.random.default_rng(0)
-    num, den = rng.random(40) < 0.5, rng.random(40) < 0.2
-    groups = np.arange(40)
-    base = fidelity.bootstrap_ratio(num * 1.0, den * 1.0, groups, 0)
-    copies = fidelity.bootstrap_ratio(
-        np.repeat(num, 4) * 1.0, np.repeat(den, 4) * 1.0, np.repeat(groups, 4), 0
-    )
-    apart = fidelity.bootstrap_ratio(
-        np.repeat(num, 4) * 1.0, np.repeat(den, 4) * 1.0, np.arange(160), 0
-    )
-    assert copies == base
-    assert apart[0] == base[0]
-    width = base[1][1] - base[1][0]
-    assert apart[1][1] - apart[1][0] < 0.7 * width
 
 
 def test_fidelity_headline_is_the_success_flip_rate(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from scipy.stats import binomtest
 
 from papo_data.causal import (
+    cluster_bootstrap_ratio,
     paired_pn_ps,
     pn_ps_from_counts,
     proportion_interval,
@@ -619,3 +620,21 @@ def test_paired_estimates_in_unit_interval(
     assert swapped["n10"] == out["n01"] and swapped["n01"] == out["n10"]
     if out["n_pairs"]:
         assert swapped["pns"] == out["harm"] and swapped["harm"] == out["pns"]
+
+
+def test_cluster_bootstrap_resamples_clusters_not_rows() -> None:
+    """Rows of one cluster (siblings sharing an initial state) are not independent: copying
+    every row within its cluster adds no information, so the interval must not narrow;
+    splitting the copies into clusters of their own would (what a row bootstrap assumes)."""
+    rng = np.random.default_rng(0)
+    num, den = rng.random(40) < 0.5, rng.random(40) < 0.2
+    clusters = np.arange(40)
+    base = cluster_bootstrap_ratio(num, den, clusters, 0)
+    copies = cluster_bootstrap_ratio(
+        np.repeat(num, 4), np.repeat(den, 4), np.repeat(clusters, 4), 0
+    )
+    apart = cluster_bootstrap_ratio(np.repeat(num, 4), np.repeat(den, 4), np.arange(160), 0)
+    assert copies == base
+    assert apart[0] == base[0]
+    width = base[1][1] - base[1][0]
+    assert apart[1][1] - apart[1][0] < 0.7 * width

@@ -81,3 +81,22 @@ def pn_ps_from_counts(
         )
         out[f"{name}_reason"] = None if trials else reasons[name]
     return out
+
+
+def cluster_bootstrap_ratio(
+    num: Any, den: Any, clusters: Any, seed: int, samples: int = 10_000
+) -> tuple[float, tuple[float, float]]:
+    """sum(num) / sum(den) and its 95% percentile bootstrap interval, resampling whole clusters
+    (rows that share a rollout, an initial state or a group are not independent). With `den`
+    all ones this is the mean of `num`. Resamples whose denominator is 0 count as +inf."""
+    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    point = num.sum() / den.sum() if den.sum() > 0 else math.inf
+    _, cluster = np.unique(np.asarray(clusters), return_inverse=True)
+    num_c, den_c = np.bincount(cluster, num), np.bincount(cluster, den)
+    idx = np.random.default_rng(seed).integers(0, len(num_c), size=(samples, len(num_c)))
+    n, d = num_c[idx].sum(axis=1), den_c[idx].sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(d > 0, n / d, np.where(n > 0, np.inf, np.nan))
+    ratios = ratios[~np.isnan(ratios)]
+    lo, hi = np.quantile(ratios, [0.025, 0.975], method="inverted_cdf")
+    return float(point), (float(lo), float(hi))
