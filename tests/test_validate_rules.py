@@ -23,6 +23,9 @@ import pytest
 
 from papo_data import DatasetWriter, Episode
 from papo_data.cli import main
+from papo_data.data.validate import check_tables, validate
+from papo_data.errors import BadInput
+from papo_data.schema import TABLES
 
 INFO = "meta/info.json"
 TASKS = "meta/tasks.parquet"
@@ -711,3 +714,20 @@ def test_console_script_nan_action(dataset: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert f"{DATA}: row 4: field action: is NaN or infinite" in proc.stderr.splitlines()
+
+
+@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+def test_commands_refuse_what_validate_finds(case: Case, dataset: Path) -> None:
+    """`check_tables`, which each command runs over the tables it reads before reading them
+    (steps by one aggregate pass), refuses every broken dataset with a problem `validate`
+    reports, and changes nothing."""
+    target = case.mutate(dataset) or dataset
+    before = snapshot(dataset)
+    problems = [str(p) for p in validate(target)]
+    if case.id == "episodes_file_index":  # LeRobot's pointer to the data file: not ours
+        check_tables(target, TABLES)
+        return
+    with pytest.raises(BadInput) as refused:
+        check_tables(target, TABLES)
+    assert str(refused.value) in problems
+    assert snapshot(dataset) == before

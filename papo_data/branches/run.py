@@ -36,6 +36,7 @@ from papo_data.data.sqlfiles import sql_text
 from papo_data.data.writer import DatasetWriter
 from papo_data.errors import BadInput
 from papo_data.sim.collect import _worker_env, init_ray, make_env
+from papo_data.sim.policies import policy_from_id
 
 
 @dataclass(frozen=True)
@@ -145,11 +146,6 @@ def _jobs(
         skipped: dict[str, int] = {}
         ep = by_episode[t["episode_uid"]]
         frame, window, c0 = t["frame_index"], t["window"], t["checkpoint_frame"]
-        if c0 is None:
-            raise BadInput(
-                f"snapshots: episode {t['episode_uid']!r} has no checkpoint at or "
-                f"before frame {frame}"
-            )
         alternatives: dict[str, np.ndarray | None] = {}
         for name in cfg.interventions:
             if name == "hold":
@@ -295,6 +291,15 @@ def branch(
                 f"{path}: snapshots: format {bad.pop()!r}, the simulator reads "
                 f"{env.snapshot_format!r}"
             )
+        # Inputs the workers would trip over are refused here, before any work or progress bar.
+        for t in targets:
+            if t["checkpoint_frame"] is None:
+                raise BadInput(
+                    f"{path}: snapshots: episode {t['episode_uid']!r} has no checkpoint at or "
+                    f"before frame {t['frame_index']}"
+                )
+        for policy_id in sorted({t["policy_id"] for t in targets}):
+            policy_from_id(policy_id, env, path / POLICY_DIR)
         summary = BranchSummary(len(targets), 0, 0, [], {}, 0, 0)
         advance = progress(len(targets)) if progress else None
 

@@ -245,23 +245,21 @@ def estimate(path: Path, cfg: EstimateConfig) -> EstimateSummary:
     """Write the causal rows of `cfg.method`, replacing that method's previous rows."""
     cfg.check()
     with DatasetWriter.open(path) as writer:
+        # Everything is computed before anything is written: a failure (say --amortize with
+        # too few audited actions) leaves the previous results as they were.
         with Dataset(path) as ds:
             table, summary = estimate_table(ds, cfg)
-        writer.write_sidecar("causal", table, replace={"method": cfg.method})
-        if cfg.amortize:
-            detector = writer.info.get("papo", {}).get("branch", {}).get("detector", "joint")
-            with Dataset(path) as ds:
+            if cfg.amortize:
+                detector = writer.info.get("papo", {}).get("branch", {}).get("detector", "joint")
                 summary.amortized = _amortize(ds, detector, table, cfg)
-            writer.write_sidecar(
-                "causal",
-                pa.Table.from_pylist(summary.amortized.rows),
-                replace={"method": "amortized"},
-            )
-        if cfg.dowhy:
-            with Dataset(path) as ds:
+            if cfg.dowhy:
                 summary.dowhy = _dowhy(ds)
+        writer.write_sidecar("causal", table, replace={"method": cfg.method})
+        if summary.amortized is not None:
+            amortized = pa.Table.from_pylist(summary.amortized.rows)
+            writer.write_sidecar("causal", amortized, replace={"method": "amortized"})
+        if cfg.dowhy:
             report = path / "papo" / "reports" / "dowhy.json"
-            report.parent.mkdir(parents=True, exist_ok=True)
             commit.write_atomic_bytes(json.dumps(summary.dowhy, indent=2).encode(), report)
         done = writer.info.get("papo", {}).get("estimate", {})
         writer.update_papo(estimate={**done, cfg.method: vars(cfg)})

@@ -10,6 +10,7 @@ from typing import Any
 from papo_data.branches.run import BranchConfig, branch
 from papo_data.commands.progress import progress_bar
 from papo_data.data.dataset import check_root
+from papo_data.data.validate import check_tables
 
 
 def add_parser(verbs: Any) -> None:
@@ -94,6 +95,11 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         audit_fraction=args.audit_fraction,
         mixed_groups_only=args.mixed_groups_only,
+    )
+    cfg.check()
+    check_tables(
+        args.dataset,
+        ("steps", "episodes", "tasks", "snapshots", "planning_actions", "branches"),
     )
     with progress_bar("branch", "action") as progress:
         s = branch(

@@ -9,6 +9,7 @@ from typing import Any
 
 from papo_data.causal.estimate import IMPORTANCE, EstimateConfig, estimate
 from papo_data.data.dataset import check_root
+from papo_data.data.validate import check_tables
 
 
 def add_parser(verbs: Any) -> None:
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         audit_fraction=args.audit_fraction,
         dowhy=args.dowhy,
     )
+    cfg.check()
+    check_tables(args.dataset, ("steps", "episodes", "planning_actions", "branches"))
     s = estimate(args.dataset, cfg)
     for where in s.excluded:
         print(f"left out (replay not exact): {where}", file=sys.stderr)

@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from papo_data.data.commit import check_writable
 from papo_data.data.dataset import check_root
+from papo_data.data.validate import check_tables
 from papo_data.errors import BadInput
 from papo_data.weights.export import WeightsConfig, export_weights
 
@@ -35,6 +37,8 @@ def add_parser(verbs: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_root(args.dataset)
+    if args.out is not None:
+        check_writable(args.out)
     try:
         w_min, w_max = (float(x) for x in args.clip.split(","))
     except ValueError:
@@ -49,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         method=args.method,
         run_id=args.run_id,
     )
+    cfg.check()
+    check_tables(args.dataset, ("steps", "episodes", "planning_actions", "causal"))
     table = export_weights(args.dataset, cfg, args.out)
     planning = sum(table.column("is_planning").to_pylist())
     print(

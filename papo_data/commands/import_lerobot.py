@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from papo_data.commands.progress import progress_bar
+from papo_data.data.commit import check_writable
 from papo_data.interop.lerobot_import import import_lerobot
 
 
@@ -41,6 +42,7 @@ def add_parser(verbs: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args.dataset, folder=True)
     # The bar only on a terminal: piped or logged, stderr then holds just the one-line error.
     with progress_bar("import", "episode") as progress:
         report = import_lerobot(

@@ -23,6 +23,10 @@ def progress_bar(desc: str, unit: str) -> Iterator[Progress]:
 
     try:
         yield start
+    except BaseException:
+        for bar in bars:
+            bar.leave = False  # on a terminal the error line then stands alone
+        raise
     finally:
         for bar in bars:
             bar.close()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from papo_data import schema
+from papo_data.data.commit import check_writable
 from papo_data.interop import DEFAULT_LICENSE
 
 
@@ -55,6 +56,8 @@ def add_parser(verbs: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from papo_data.interop.hub import PublishConfig, publish  # huggingface_hub: only when used
+
+    check_writable(args.out, folder=True)
 
     cfg = PublishConfig(
         out=args.out,

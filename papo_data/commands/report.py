@@ -6,7 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from papo_data.data.commit import check_writable
+from papo_data.data.validate import check_tables
 from papo_data.planning.segment import DETECTORS
+from papo_data.schema import TABLES
 
 
 def add_parser(verbs: Any) -> None:
@@ -54,6 +57,9 @@ def add_parser(verbs: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from papo_data.report import write_report  # matplotlib and friends: only when reporting
+
+    check_writable(args.out)
+    check_tables(args.dataset, TABLES)
 
     report = write_report(
         args.dataset, args.out, args.run, detector=args.detector, traces=args.traces

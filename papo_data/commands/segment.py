@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from papo_data.data.dataset import check_root
+from papo_data.data.validate import check_tables
 from papo_data.planning.segment import DETECTORS, SegmentConfig, segment
 
 
@@ -62,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         switch_weight=args.switch_weight,
         seed=args.seed,
     )
+    cfg.check()
+    check_tables(args.dataset, ("steps", "episodes"), columns=("action",))  # all it reads
     s = segment(args.dataset, cfg)
     print(
         f"{args.dataset}: {s.planning_actions} planning actions ({s.detector}) in "

@@ -12,7 +12,9 @@ from typing import Any
 
 from tqdm import tqdm
 
+from papo_data.data.commit import check_writable
 from papo_data.data.dataset import check_root
+from papo_data.data.validate import check_tables
 from papo_data.errors import BadInput
 
 
@@ -82,13 +84,16 @@ def _bc(args: argparse.Namespace) -> int:
 
     _need(args, "out")
     check_root(args.bc)
+    check_writable(args.out)
     cfg = BCConfig(
         demos_per_task=args.demos_per_task,
         label_sigma=args.label_sigma,
         bins=args.bins,
         seed=args.seed,
-        **({"epochs": args.epochs} if args.epochs else {}),
+        **({"epochs": args.epochs} if args.epochs is not None else {}),
     )
+    cfg.check()
+    check_tables(args.bc, ("steps", "episodes", "tasks"))
     result = behaviour_clone(args.bc, cfg)
     save_checkpoint(args.out, result.policy, bc={"dataset": str(args.bc), "demos": result.demos})
     print(
@@ -105,6 +110,7 @@ def _offline(args: argparse.Namespace) -> int:
 
     _need(args, "init", "out")
     check_root(args.offline)
+    check_writable(args.out)
     grpo, reward = GRPOConfig(), "success"
     if args.grpo_config is not None:
         raw = read_toml(args.grpo_config)
@@ -113,6 +119,7 @@ def _offline(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         grpo = replace(grpo, epochs_per_batch=args.epochs)
     cfg = OfflineConfig(grpo=grpo, behaviour=args.behaviour, reward=reward, seed=args.seed)
+    check_tables(args.offline, ("steps", "episodes", "tasks"))
     metrics = train_offline(args.offline, args.weights, args.init, args.out, cfg)
     shown = ("loss", "clip_fraction", "approx_kl", "entropy", "zero_variance_share")
     print(f"{args.out}: " + ", ".join(f"{k} {metrics[k]:.4g}" for k in shown))
@@ -124,6 +131,7 @@ def _online(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     run_dir = args.run or Path("runs") / args.config.stem
+    check_writable(run_dir, folder=True)
     bars: list[tqdm] = []
 
     def progress(start: int, total: int) -> Callable[[dict[str, Any]], Any]:
@@ -144,6 +152,10 @@ def _online(args: argparse.Namespace) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = one_line  # restored on exit
             metrics = train(run_dir, cfg, resume=args.resume, progress=progress)
+    except BaseException:
+        for bar in bars:
+            bar.leave = False  # on a terminal the error line then stands alone
+        raise
     finally:
         for bar in bars:
             bar.close()

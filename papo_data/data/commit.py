@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from papo_data.errors import BadInput
+
 JOURNAL = "meta/.papo-journal.json"
 LOCK = "meta/.papo-lock"
 TMP_MARK = ".tmp-"
@@ -28,6 +31,26 @@ TMP_MARK = ".tmp-"
 def temp_name(final: Path) -> Path:
     """A hidden sibling of `final` that no reader's glob matches."""
     return final.with_name(f".{final.name}{TMP_MARK}{uuid.uuid4().hex[:12]}")
+
+
+def check_writable(out: Path, *, folder: bool = False) -> None:
+    """BadInput unless `out` (a file, or a folder if `folder`) can be created or replaced: checked
+    before any work, so that a typo in an output path costs nothing and leaves nothing behind.
+    Missing parent folders are fine (they are created); the nearest existing one must be a
+    writable folder."""
+    if out.exists() and out.is_dir() != folder:
+        raise BadInput(f"{out}: exists and is not a {'folder' if folder else 'file'}")
+    ancestor = out.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise BadInput(f"{out}: {ancestor} is a file, not a folder")
+    try:  # a real file, not os.access: root passes access() on read-only and virtual folders
+        fd, probe = tempfile.mkstemp(prefix=".papo-probe-", dir=ancestor)
+    except OSError as e:
+        raise BadInput(f"{out}: cannot write in {ancestor} ({e.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -53,7 +53,9 @@ class Dataset:
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
+            # No DuckDB progress bar: stderr is for our own bar and the one-line error.
             self._con = duckdb.connect()
+            self._con.execute("SET enable_progress_bar = false")
             for table in schema.TABLES:
                 self._create_view(table)
         return self._con

@@ -193,11 +193,13 @@ def _start(
             raise BadInput(f"{config_file}: the run was started with another config")
     elif resume:
         raise BadInput(f"{run}: nothing to resume (no config.json)")
+    source = last if last.exists() else Path(cfg.init)
+    policy, extra = load_checkpoint(source)
+    for task in cfg.tasks:  # checked before the run folder exists: bad input leaves nothing
+        policy.task_index(task)
     run.mkdir(parents=True, exist_ok=True)
     commit.write_atomic_bytes(json.dumps(record, indent=2).encode(), config_file)
 
-    source = last if last.exists() else Path(cfg.init)
-    policy, extra = load_checkpoint(source)
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.grpo.learning_rate)
     start = 0
     if source == last:

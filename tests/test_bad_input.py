@@ -1,0 +1,202 @@
+"""Bad input to the pipeline verbs, on a real Meta-World dataset run through the real CLI: exit
+2, one line on stderr naming the file, row or field, and no output written or damaged.
+
+The dataset-level rules themselves are tested one by one in test_validate_rules.py; here each
+verb is shown to check what it reads before it reads or writes anything.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from papo_data.branches.run import BranchConfig, branch
+from papo_data.causal.estimate import EstimateConfig, estimate
+from papo_data.planning.segment import SegmentConfig, segment
+from papo_data.sim.collect import CollectConfig, collect
+from papo_data.train.bc import BCConfig, behaviour_clone
+from papo_data.train.policy import save_checkpoint
+
+PAPO = str(Path(sys.executable).with_name("papo"))
+DATA = "data/chunk-000/file-000.parquet"
+EPISODES = "meta/episodes/chunk-000/file-000.parquet"
+CAUSAL = "papo/causal"
+
+
+@pytest.fixture(scope="module")
+def estimated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bad-input")
+    path = root / "ds"
+    collect(
+        path,
+        CollectConfig(tasks=("pick-place-v3",), groups=2, group_size=4, max_steps=80),
+        workers=2,
+    )
+    segment(path, SegmentConfig())
+    branch(path, BranchConfig(k=2, limit=2, interventions=("hold",)), workers=2)
+    estimate(path, EstimateConfig(dowhy=False))
+    result = behaviour_clone(path, BCConfig(epochs=1))
+    save_checkpoint(root / "bc.pt", result.policy)
+    return path
+
+
+@pytest.fixture
+def dataset(estimated: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(estimated, tmp_path / "ds"))
+
+
+def papo(*args: str | Path, cwd: Path | None = None) -> str:
+    """Run the CLI, which must refuse: the one line it printed."""
+    done = subprocess.run(
+        [PAPO, *map(str, args)], capture_output=True, text=True, check=False, cwd=cwd
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def set_cell(rel: str, column: str, row: int, value: object) -> Callable[[Path], None]:
+    def mutate(root: Path) -> None:
+        table = pq.read_table(root / rel)
+        cells = table[column].to_pylist()
+        cells[row] = value(cells[row]) if callable(value) else value
+        i = table.column_names.index(column)
+        table = table.set_column(i, column, pa.array(cells, table[column].type))
+        pq.write_table(table, root / rel)
+
+    return mutate
+
+
+def duplicate_row(rel: str, row: int) -> Callable[[Path], None]:
+    def mutate(root: Path) -> None:
+        table = pq.read_table(root / rel)
+        pq.write_table(pa.concat_tables([table.slice(0, row + 1), table.slice(row)]), root / rel)
+
+    return mutate
+
+
+def drop_papo_block(root: Path) -> None:
+    info = json.loads((root / "meta/info.json").read_text())
+    del info["papo"]
+    (root / "meta/info.json").write_text(json.dumps(info))
+
+
+def nan_action(cells: list[float]) -> list[float]:
+    return [float("nan"), *cells[1:]]
+
+
+CORRUPTIONS = {
+    "nan_action": (set_cell(DATA, "action", 5, nan_action), f"{DATA}: row 5: field action"),
+    "duplicate_step": (duplicate_row(DATA, 2), f"{DATA}: row 3: field index: duplicate"),
+    "duplicate_episode": (
+        duplicate_row(EPISODES, 1),
+        f"{EPISODES}: row 2: field episode_index: duplicate",
+    ),
+    "no_episodes": (lambda root: shutil.rmtree(root / "meta/episodes"), "has no episodes"),
+    "no_papo_block": (drop_papo_block, "meta/info.json: field papo: is missing"),
+}
+VERBS = {
+    "segment": ["segment"],
+    "branch": ["branch", "--k", "2", "--limit", "1", "--interventions", "hold"],
+    "estimate": ["estimate", "--no-dowhy"],
+    "export-weights": ["export-weights"],
+    "train --bc": ["train", "--out", "never.pt", "--epochs", "1", "--bc"],
+}
+
+
+@pytest.mark.parametrize(
+    ("verb", "corruption"),
+    [("segment", c) for c in CORRUPTIONS] + [(v, "nan_action") for v in VERBS if v != "segment"],
+)
+def test_every_reader_refuses_a_broken_dataset_and_writes_nothing(
+    verb: str, corruption: str, dataset: Path, tmp_path: Path
+) -> None:
+    mutate, expected = CORRUPTIONS[corruption]
+    mutate(dataset)
+    before = files(dataset)
+    line = papo(*VERBS[verb], dataset, cwd=tmp_path)
+    assert expected in line, line
+    assert files(dataset) == before
+    assert not (tmp_path / "never.pt").exists()
+
+
+def test_nan_importance_is_refused_by_export_weights(dataset: Path) -> None:
+    part = next((dataset / CAUSAL).glob("*.parquet")).relative_to(dataset)
+    set_cell(str(part), "importance", 0, float("nan"))(dataset)
+    before = files(dataset)
+    line = papo("export-weights", dataset)
+    assert f"{part}: row 0: field importance: is NaN" in line
+    assert files(dataset) == before
+
+
+def test_a_failed_amortize_keeps_the_previous_estimate(dataset: Path) -> None:
+    """Two branched actions are too few for the amortised model: the command fails, and the
+    causal rows and info.json it would have replaced are untouched."""
+    before = files(dataset)
+    line = papo("estimate", dataset, "--no-dowhy", "--interval", "exact", "--amortize")
+    assert "--amortize: only" in line
+    assert files(dataset) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["export-weights", "{ds}", "--out", "{file}/w.parquet"],
+        ["export-weights", "{ds}", "--out", "{ds}"],
+        ["report", "{ds}", "--out", "{file}/r.html"],
+        ["publish", "{ds}", "--out", "{file}/hub"],
+        ["import-lerobot", "{ds}", "{file}/imported"],
+        ["train", "--bc", "{ds}", "--out", "{file}/bc.pt"],
+        ["train", "--bc", "{ds}", "--out", "{tmp}"],
+    ],
+    ids=lambda a: " ".join(a[:1] + a[2:]),
+)
+def test_an_output_that_cannot_be_written_is_refused_first(
+    args: list[str], dataset: Path, tmp_path: Path
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    before = files(dataset)
+    line = papo(*(a.format(ds=dataset, file=a_file, tmp=tmp_path) for a in args))
+    assert str(a_file) in line or str(dataset) in line or str(tmp_path) in line, line
+    assert files(dataset) == before
+
+
+def test_a_bad_training_config_leaves_no_run_folder(estimated: Path, tmp_path: Path) -> None:
+    bc = estimated.parent / "bc.pt"
+    for name, body, expected in [
+        ("task", f'init = "{bc}"\ntasks = ["reach-v3"]\n', "'reach-v3' is unknown to the policy"),
+        ("init", f'init = "{tmp_path / "none.pt"}"\n', "none.pt: no such checkpoint"),
+    ]:
+        config = tmp_path / f"{name}.toml"
+        config.write_text(body)
+        line = papo("train", "--config", config, "--run", tmp_path / f"run-{name}")
+        assert expected in line, line
+        assert not (tmp_path / f"run-{name}").exists()
+    line = papo("train", "--config", tmp_path)
+    assert str(tmp_path) in line and "directory" in line.lower(), line
+
+
+def test_branch_without_snapshots_is_refused_before_it_starts(dataset: Path) -> None:
+    shutil.rmtree(dataset / "papo/snapshots")
+    shutil.rmtree(dataset / "papo/branches")
+    line = papo("branch", dataset, "--k", "2", "--limit", "1")
+    assert "has no checkpoint at or before frame" in line
+    assert not (dataset / "papo/branches").exists()
+
+
+def test_zero_epochs_is_not_the_default(estimated: Path, tmp_path: Path) -> None:
+    line = papo("train", "--bc", estimated, "--out", tmp_path / "bc.pt", "--epochs", "0")
+    assert "--epochs must be at least 1" in line
