@@ -99,10 +99,21 @@ def test_sql_formats(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "result.parquet"]
 
 
-def test_sql_out_to_a_missing_folder_is_bad_input(small_dataset: Path, tmp_path: Path) -> None:
-    out = run("sql", str(small_dataset), "select 1", "--out", str(tmp_path / "no/such/x.csv"))
-    assert out.returncode == 2
-    assert "does not exist" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+def test_sql_out_makes_missing_folders_and_refuses_what_it_cannot_write(
+    small_dataset: Path, tmp_path: Path
+) -> None:
+    out = run("sql", str(small_dataset), "select 1 as one", "--out", str(tmp_path / "new/x.csv"))
+    assert out.returncode == 0 and (tmp_path / "new/x.csv").read_text() == "one\n1\n"
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "a-folder.csv").mkdir()
+    for bad, message in [
+        (tmp_path / "a-file/x.csv", "is a file, not a folder"),
+        (tmp_path / "x.xlsx", "unknown extension"),
+        (tmp_path / "a-folder.csv", "exists and is not a file"),
+    ]:
+        out = run("sql", str(small_dataset), "select 1", "--out", str(bad))
+        assert out.returncode == 2, out.stderr
+        assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
 def test_parquet_needs_out(small_dataset: Path) -> None:
@@ -134,3 +145,26 @@ def test_demo_runs_the_whole_pipeline_and_says_where_everything_is(tmp_path: Pat
     refused = run("demo", "--out", str(tmp_path / "mine"), "--overwrite")
     assert refused.returncode == 2 and "earlier demo" in refused.stderr
     assert (tmp_path / "mine" / "notes.txt").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--branch-k", "0"], "--branch-k must be at least 1"),
+        (["--branch-limit", "0"], "--branch-limit must be at least 1"),
+        (["--train-max-steps", "0"], "--train-max-steps must be in [1, 500]"),
+        (["--tasks", "bogus-v3"], "unknown task 'bogus-v3'"),
+    ],
+)
+def test_demo_checks_every_option_before_it_starts(
+    option: list[str], message: str, tmp_path: Path
+) -> None:
+    """A typo fails at once and leaves nothing behind, not even --overwrite's deletion."""
+    earlier = tmp_path / "demo"
+    (earlier / "dataset" / "meta").mkdir(parents=True)
+    (earlier / "dataset" / "meta" / "info.json").write_text("{}")  # looks like an earlier demo
+    out = run("demo", "--out", str(earlier), "--overwrite", *option)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and message in lines[0], out.stderr
+    assert (earlier / "dataset" / "meta" / "info.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]

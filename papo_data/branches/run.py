@@ -87,8 +87,8 @@ class BranchConfig:
             raise BadInput(f"--max-k ({self.max_k}) must be at least --k ({self.k})")
         if self.adaptive_step < 1:
             raise BadInput("--adaptive-step must be at least 1")
-        if self.limit is not None and self.limit < 0:
-            raise BadInput(f"--limit must be >= 0, got {self.limit}")
+        if self.limit is not None and self.limit < 1:
+            raise BadInput(f"--limit must be at least 1, got {self.limit}")
         if self.seed < 0:
             raise BadInput(f"--seed must be >= 0, got {self.seed}")
         if not 0 < self.audit_fraction <= 1:

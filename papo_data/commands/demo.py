@@ -20,9 +20,10 @@ from typing import Any
 import polars as pl
 
 from papo_data import open_dataset
+from papo_data.branches.run import BranchConfig
 from papo_data.data.validate import validate
 from papo_data.errors import BadInput
-from papo_data.sim.collect import CollectConfig, collect
+from papo_data.sim.collect import CollectConfig, collect, make_env
 
 QUERIES = [
     "select count(*) as frames, count(distinct episode_uid) as episodes from steps",
@@ -101,12 +102,9 @@ def add_parser(verbs: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out: Path = args.out
+    cfg = _check_options(args)  # before anything is deleted or run
     _prepare(out, args.overwrite)
-    if args.train_iterations < 0:
-        raise BadInput("--train-iterations must be 0 or more")
     data = out / "dataset"
-    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
-    cfg = CollectConfig(tasks=tasks, groups=args.groups, group_size=args.group_size, seed=args.seed)
     print(
         f"papo collect {data} --tasks {args.tasks} --groups {args.groups} "
         f"--group-size {args.group_size} --seed {args.seed}"
@@ -129,6 +127,27 @@ def run(args: argparse.Namespace) -> int:
         return code
     _where(out, trained=args.train_iterations > 0)
     return 0
+
+
+def _check_options(args: argparse.Namespace) -> CollectConfig:
+    """Every option the stages will use, checked up front: a typo fails in a second, not
+    after collection, and leaves nothing behind."""
+    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    cfg = CollectConfig(tasks=tasks, groups=args.groups, group_size=args.group_size, seed=args.seed)
+    env = make_env("metaworld")
+    cfg.check(env)
+    if args.workers < 1:
+        raise BadInput(f"--workers must be at least 1, got {args.workers}")
+    try:
+        BranchConfig(k=args.branch_k, limit=args.branch_limit).check()
+    except BadInput as e:  # in this command's option names
+        message = str(e).replace("--k ", "--branch-k ").replace("--limit ", "--branch-limit ")
+        raise BadInput(message) from None
+    if args.train_iterations < 0:
+        raise BadInput("--train-iterations must be 0 or more")
+    if not 1 <= args.train_max_steps <= env.max_steps:
+        raise BadInput(f"--train-max-steps must be in [1, {env.max_steps}]")
+    return cfg
 
 
 def _prepare(out: Path, overwrite: bool) -> None:

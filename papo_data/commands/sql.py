@@ -11,7 +11,7 @@ from typing import Any
 import polars as pl
 
 from papo_data import open_dataset
-from papo_data.data.commit import write_parquet
+from papo_data.data.commit import check_writable, write_parquet
 from papo_data.errors import BadInput
 from papo_data.schema import TABLES
 
@@ -35,7 +35,10 @@ def add_parser(verbs: Any) -> None:
         "--out", type=Path, help="write the result to this file (atomically) instead of stdout"
     )
     p.add_argument(
-        "--max-rows", type=int, default=100, help="rows shown in table format (default 100)"
+        "--max-rows",
+        type=int,
+        default=100,
+        help="rows shown in table format (default 100; -1 shows all)",
     )
     p.set_defaults(handler=run)
 
@@ -54,12 +57,21 @@ def _flat(df: pl.DataFrame, *, nested: bool = False) -> pl.DataFrame:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.max_rows < 1 and args.max_rows != -1:
+        raise BadInput(f"--max-rows must be at least 1 (or -1 for all), got {args.max_rows}")
     fmt = args.format
     if fmt is None:
-        suffix = args.out.suffix.lstrip(".") if args.out else ""
-        fmt = suffix if suffix in FORMATS else "table"
+        suffix = args.out.suffix.lstrip(".") if args.out else "table"
+        fmt = "table" if suffix == "txt" else suffix
+        if fmt not in FORMATS:
+            raise BadInput(
+                f"--out {args.out}: unknown extension; use .csv, .json, .parquet or .txt, "
+                "or give --format"
+            )
     if fmt == "parquet" and args.out is None:
         raise BadInput("--format parquet needs --out FILE")
+    if args.out is not None:
+        check_writable(args.out)
     with open_dataset(args.dataset) as ds:
         df = ds.sql(args.query)
     if args.out is None:
@@ -81,8 +93,7 @@ def run(args: argparse.Namespace) -> int:
 def _write(df: pl.DataFrame, out: Path, fmt: str) -> None:
     """Write via a hidden temporary file and a rename: never a half-written output."""
     parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise BadInput(f"{out}: folder {parent} does not exist")
+    parent.mkdir(parents=True, exist_ok=True)  # like every other --out
     try:
         with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{out.name}.", delete=False) as f:
             tmp = Path(f.name)
