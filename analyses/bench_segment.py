@@ -19,6 +19,8 @@ subprocess so that its peak resident set (`ru_maxrss`) is its own:
 - `window`: a floor for any detector built on SQL windows: ONE `avg() OVER (PARTITION BY
   episode_index ORDER BY frame_index ROWS ...)` of one action dim (the detector needs such a
   pass for its means, another for non-max suppression, plus median/MAD and the contrast);
+- `check`: `check_tables(path, ("steps", "episodes"), columns=("action",))`, the input check
+  the `papo segment` command runs before `segment()` (one aggregate pass over steps);
 - `segment`: `segment(path, SegmentConfig(detector="joint"))`, the whole command (detect, write
   `papo/planning_actions`, update `info.json`);
 - `detect`: `detect(ds, SegmentConfig(detector="joint"))`, the package SQL alone, to Arrow;
@@ -65,6 +67,7 @@ from pandas.api.indexers import FixedForwardWindowIndexer
 
 from papo_data.data import commit, lerobot
 from papo_data.data.dataset import Dataset, open_dataset
+from papo_data.data.validate import check_tables
 from papo_data.data.writer import conform
 from papo_data.planning import segment as segment_module
 from papo_data.planning.segment import SegmentConfig, detect, segment
@@ -87,8 +90,9 @@ PANDAS_GOAL = 10.0
 AGREEMENT_GOAL = 0.999
 """Share of identical planning actions (Jaccard) below which the run fails."""
 CFG = SegmentConfig(detector="joint")
-VARIANTS = ("scan", "window", "segment", "detect", "pandas")
+VARIANTS = ("scan", "window", "check", "segment", "detect", "pandas")
 ROW_COUNTS = ("scan", "window")
+NOT_DETECTORS = (*ROW_COUNTS, "check")
 """Variants that count the rows they read rather than find planning actions."""
 
 # The columns step_scores.sql reads, each aggregated so that every value is read.
@@ -445,7 +449,10 @@ def run_variant(variant: str, root: Path) -> dict[str, Any]:
     """Time one variant in this process; peak RSS is this process's high-water mark."""
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    if variant in ROW_COUNTS:
+    if variant == "check":
+        check_tables(root, ("steps", "episodes"), columns=("action",))  # as `papo segment`
+        rows = 0
+    elif variant in ROW_COUNTS:
         with Dataset(root) as ds:
             rows = ds.arrow(SCAN_SQL if variant == "scan" else WINDOW_SQL).column("n")[0].as_py()
     elif variant == "detect":
@@ -522,6 +529,7 @@ def log(msg: str) -> None:
 WHAT = {
     "scan": "DuckDB scan of the columns read (+ join)",
     "window": "floor: one per-episode window aggregate of one action dim",
+    "check": "`check_tables()`: what `papo segment` checks before it reads (steps, episodes)",
     "segment": "`segment()`: detect + write planning_actions",
     "detect": "`detect()`: the package SQL, to Arrow",
     "pandas": "pandas joint detector (pyarrow read + compute)",
@@ -739,7 +747,7 @@ def main(argv: list[str] | None = None) -> int:
     get = {(s.variant, s.root): s for s in series}
     scan = get["scan", big]
     seg = get.get(("segment", big)) or get.get(("detect", big))
-    rows_ok = {s.rows for s in series if s.variant not in ROW_COUNTS and s.root == big}
+    rows_ok = {s.rows for s in series if s.variant not in NOT_DETECTORS and s.root == big}
     if len(rows_ok) > 1:
         failures.append(f"variants found different numbers of planning actions: {rows_ok}")
     threads = duckdb.sql("SELECT current_setting('threads')").fetchall()[0][0]
@@ -757,7 +765,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.repeats} interleaved repeats, "
         "each run in a fresh subprocess; peak RSS = the process's `ru_maxrss` (baseline = "
         "after imports, before the measured call); rows = planning actions found (scan: rows "
-        "read).",
+        "read; check: 0).",
         "",
         series_table(series, scan, seg),
     ]

@@ -43,6 +43,10 @@ class Column:
     type: str
     nullable: bool
     meaning: str
+    range: tuple[float, float] | None = None
+    """Closed interval every non-null value lies in, e.g. (0, 1) for probabilities."""
+    values: tuple[str, ...] | None = None
+    """The only values the column may hold, e.g. the arms of a branch."""
 
     @property
     def dim(self) -> str | None:
@@ -118,7 +122,15 @@ def load(table: str) -> TableSchema:
         unique=tuple(tuple(k) for k in raw["unique"]),
         refers_to=raw.get("refers_to"),
         columns=tuple(
-            Column(c["name"], c["type"], bool(c["nullable"]), c["meaning"]) for c in raw["columns"]
+            Column(
+                c["name"],
+                c["type"],
+                bool(c["nullable"]),
+                c["meaning"],
+                tuple(c["range"]) if "range" in c else None,
+                tuple(c["values"]) if "values" in c else None,
+            )
+            for c in raw["columns"]
         ),
     )
 

@@ -28,7 +28,6 @@ from papo_data.train.policy import save_checkpoint
 PAPO = str(Path(sys.executable).with_name("papo"))
 DATA = "data/chunk-000/file-000.parquet"
 EPISODES = "meta/episodes/chunk-000/file-000.parquet"
-CAUSAL = "papo/causal"
 
 
 @pytest.fixture(scope="module")
@@ -132,12 +131,25 @@ def test_every_reader_refuses_a_broken_dataset_and_writes_nothing(
     assert not (tmp_path / "never.pt").exists()
 
 
-def test_nan_importance_is_refused_by_export_weights(dataset: Path) -> None:
-    part = next((dataset / CAUSAL).glob("*.parquet")).relative_to(dataset)
-    set_cell(str(part), "importance", 0, float("nan"))(dataset)
+@pytest.mark.parametrize(
+    ("table", "column", "value", "verb", "expected"),
+    [
+        ("causal", "importance", float("nan"), "export-weights", "is NaN or infinite"),
+        ("causal", "importance", 50.0, "export-weights", "is 50.0, outside [0, 1]"),
+        ("causal", "pn", -0.5, "export-weights", "is -0.5, outside [0, 1]"),
+        ("branches", "arm", "sideways", "estimate", "is sideways, expected one of factual"),
+    ],
+)
+def test_a_sidecar_value_out_of_its_schema_is_refused(
+    table: str, column: str, value: object, verb: str, expected: str, dataset: Path
+) -> None:
+    """Schemas carry ranges and allowed values; a NaN importance once became the largest
+    weight, an unknown arm was silently left out of the counts."""
+    part = next((dataset / "papo" / table).glob("*.parquet")).relative_to(dataset)
+    set_cell(str(part), column, 0, value)(dataset)
     before = files(dataset)
-    line = papo("export-weights", dataset)
-    assert f"{part}: row 0: field importance: is NaN" in line
+    line = papo(verb, dataset, *(["--no-dowhy"] if verb == "estimate" else []))
+    assert f"{part}: row 0: field {column}: {expected}" in line, line
     assert files(dataset) == before
 
 

@@ -267,6 +267,15 @@ def _check_rows(
             if col.is_float:
                 value = f"list_sum(CAST({f['field']} AS DOUBLE[]))" if col.dim else f["field"]
                 r.run("not_finite", value=value, **f)
+            if col.range:
+                r.run("in_range", low=col.range[0], high=col.range[1], **f)
+            if col.values:
+                r.run(
+                    "in_values",
+                    values=", ".join(literal(v) for v in col.values),
+                    values_literal=literal(", ".join(col.values)),
+                    **f,
+                )
         for key in ts.unique:
             r.run(
                 "unique",
