@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,9 @@ class Dataset:
         if self._con is None:
             # No DuckDB progress bar: stderr is for our own bar and the one-line error.
             self._con = duckdb.connect()
-            self._con.execute("SET enable_progress_bar = false")
+            # (In Jupyter without ipywidgets DuckDB refuses to change the setting: let it be.)
+            with contextlib.suppress(duckdb.Error):
+                self._con.execute("SET enable_progress_bar = false")
             for table in schema.TABLES:
                 self._create_view(table)
         return self._con
