@@ -249,4 +249,4 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
         assert message in err and len(err.strip().splitlines()) == 1, err
         assert not out.exists()
     assert papo("report", dataset, "--out", tmp_path) == 2
-    assert "is a directory" in capsys.readouterr().err
+    assert "exists and is not a file" in capsys.readouterr().err
