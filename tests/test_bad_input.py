@@ -103,7 +103,10 @@ CORRUPTIONS = {
         duplicate_row(EPISODES, 1),
         f"{EPISODES}: row 2: field episode_index: duplicate",
     ),
-    "no_episodes": (lambda root: shutil.rmtree(root / "meta/episodes"), "has no episodes"),
+    "no_episodes": (
+        lambda root: shutil.rmtree(root / "meta/episodes"),
+        "meta/episodes/chunk-*/file-*.parquet: no such files (the episodes table)",
+    ),
     "no_papo_block": (drop_papo_block, "meta/info.json: field papo: is missing"),
 }
 VERBS = {

@@ -57,21 +57,17 @@ def check_tables(
     Sidecar tables the command is about to replace are not its input: leave them out."""
     with Dataset(Path(path), raw=True) as ds:
         problems = _check_info(ds.info, ds.dims)
-        broken: set[str] = set()
         for table in tables:
-            table_problems = _check_table_files(ds, table)
+            problems += _check_table_files(ds, table)
             if not ds.files[table] and table in ("steps", "episodes"):
-                table_problems.append(Problem(str(path), None, None, f"has no {table} table"))
-            if table_problems:
-                broken.add(table)
-            problems += table_problems
+                glob = schema.load(table).file_glob
+                problems.append(Problem(glob, None, None, f"no such files (the {table} table)"))
         if not problems:
+            steps_checked = "steps" in tables and _steps_look_valid(ds, columns)
             rows = set(tables)
-            quick = "steps" in rows and broken.isdisjoint(("steps", "episodes"))
-            steps_checked = quick and _steps_look_valid(ds, columns)
-            if quick and not steps_checked:
+            if "steps" in tables and not steps_checked:
                 rows.add("episodes")  # the rules that name the fault may need it
-            problems = _check_rows(ds, broken, rows, steps_checked)
+            problems = _check_rows(ds, set(), rows, steps_checked)
     if problems:
         raise BadInput(str(problems[0]))
 
