@@ -215,3 +215,95 @@ def test_branch_without_snapshots_is_refused_before_it_starts(dataset: Path) -> 
 def test_zero_epochs_is_not_the_default(estimated: Path, tmp_path: Path) -> None:
     line = papo("train", "--bc", estimated, "--out", tmp_path / "bc.pt", "--epochs", "0")
     assert "--epochs must be at least 1" in line
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("COPY (SELECT 1 AS task_index) TO '{ds}/meta/tasks.parquet'", "not COPY"),
+        ("ATTACH '{tmp}/x.duckdb' AS x", "not ATTACH"),
+        ("SELECT 1; CREATE TABLE t AS SELECT 1", "not CREATE"),
+        ("", "the query is empty"),
+    ],
+)
+def test_sql_only_reads(query: str, expected: str, dataset: Path, tmp_path: Path) -> None:
+    """A query could otherwise overwrite the dataset's own files or write anywhere."""
+    before = files(dataset)
+    line = papo("sql", dataset, query.format(ds=dataset, tmp=tmp_path))
+    assert expected in line, line
+    assert files(dataset) == before
+    assert not (tmp_path / "x.duckdb").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["report", "{ds}", "--out", "{ds}/meta/info.json"],
+        ["sql", "{ds}", "select 1", "--out", "{ds}/meta/tasks.parquet"],
+        ["export-weights", "{ds}", "--out", "{ds}/data/chunk-000/file-000.parquet"],
+    ],
+    ids=lambda a: a[0],
+)
+def test_an_output_never_lands_in_the_dataset_it_reads(args: list[str], dataset: Path) -> None:
+    before = files(dataset)
+    line = papo(*(a.format(ds=dataset) for a in args))
+    assert "inside the dataset's" in line, line
+    assert files(dataset) == before
+
+
+def test_offline_training_refuses_weights_of_another_step(estimated: Path, tmp_path: Path) -> None:
+    weights = tmp_path / "w.parquet"
+    papo_ok = subprocess.run(
+        [PAPO, "export-weights", str(Path(shutil.copytree(estimated, tmp_path / "ds"))),
+         "--out", str(weights)], capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert papo_ok.returncode == 0
+    table = pq.read_table(weights)
+    frames = table["frame_index"].to_pylist()
+    frames[0] += 1  # as if exported from another dataset
+    pq.write_table(table.set_column(2, "frame_index", pa.array(frames, pa.int64())), weights)
+    bc = estimated.parent / "bc.pt"
+    line = papo("train", "--offline", estimated, "--weights", weights, "--init", bc,
+                "--behaviour", "init", "--out", tmp_path / "o.pt")  # fmt: skip
+    assert "index 0: names" in line and "another dataset" in line, line
+    assert not (tmp_path / "o.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("grpo = 3\n", "has no [grpo] table"),
+        ("[grpoo]\nbeta = 1\n", "has no [grpo] table"),
+        ("[grpo]\nlearning_rate = inf\n", "must be finite and > 0"),
+    ],
+)
+def test_offline_grpo_config_is_checked(
+    body: str, expected: str, estimated: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "g.toml"
+    config.write_text(body)
+    bc, out = estimated.parent / "bc.pt", tmp_path / "o.pt"
+    line = papo("train", "--offline", estimated, "--init", bc, "--behaviour", "init",
+                "--grpo-config", config, "--out", out)  # fmt: skip
+    assert expected in line, line
+    assert not (tmp_path / "o.pt").exists()
+
+
+def test_an_online_run_folder_is_checked_before_it_is_made(estimated: Path, tmp_path: Path) -> None:
+    bc = estimated.parent / "bc.pt"
+    config = tmp_path / "c.toml"
+    config.write_text(f'init = "{bc}"\niterations = 1\nmax_steps = -5\n')
+    line = papo("train", "--config", config, "--run", tmp_path / "run")
+    assert "max_steps must be at least 1" in line and not (tmp_path / "run").exists()
+    config.write_text(f'init = "{bc}"\niterations = 1\n')
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    line = papo("train", "--config", config, "--run", tmp_path / "mine")
+    assert "not empty and not a training run" in line
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+
+
+def test_a_sidecar_folder_that_is_a_file_is_refused(dataset: Path) -> None:
+    shutil.rmtree(dataset / "papo")
+    (dataset / "papo").write_text("not a folder")
+    assert "papo: is a file" in papo("validate", dataset)

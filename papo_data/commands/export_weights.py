@@ -38,7 +38,7 @@ def add_parser(verbs: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     check_root(args.dataset)
     if args.out is not None:
-        check_writable(args.out)
+        check_writable(args.out, dataset=args.dataset)
     try:
         w_min, w_max = (float(x) for x in args.clip.split(","))
     except ValueError:

@@ -58,7 +58,7 @@ def add_parser(verbs: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from papo_data.report import write_report  # matplotlib and friends: only when reporting
 
-    check_writable(args.out)
+    check_writable(args.out, dataset=args.dataset)
     check_tables(args.dataset, TABLES)
 
     report = write_report(

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 
 from papo_data import open_dataset
@@ -16,6 +17,7 @@ from papo_data.errors import BadInput
 from papo_data.schema import TABLES
 
 FORMATS = ("table", "csv", "json", "parquet")
+READ_ONLY = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
 
 
 def add_parser(verbs: Any) -> None:
@@ -71,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
     if fmt == "parquet" and args.out is None:
         raise BadInput("--format parquet needs --out FILE")
     if args.out is not None:
-        check_writable(args.out)
+        check_writable(args.out, dataset=Path(args.dataset))
     with open_dataset(args.dataset) as ds:
+        _check_read_only(ds.con, args.query)
         df = ds.sql(args.query)
     if args.out is None:
         if fmt == "table":
@@ -88,6 +91,23 @@ def run(args: argparse.Namespace) -> int:
     _write(df, args.out, fmt)
     print(f"wrote {len(df)} rows to {args.out}")
     return 0
+
+
+def _check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """`papo sql` reads: a COPY, CREATE, ATTACH, INSTALL or SET could overwrite the dataset's
+    own files, or reach the network. Parsed, not run, so nothing happens before the refusal."""
+    try:
+        statements = con.extract_statements(query)
+    except duckdb.Error as e:
+        raise BadInput(f"query failed: {str(e).splitlines()[0]}") from None
+    if not statements:
+        raise BadInput("the query is empty")
+    for statement in statements:
+        if statement.type not in READ_ONLY:
+            raise BadInput(
+                f"papo sql runs read-only queries (SELECT, WITH, FROM, DESCRIBE, SUMMARIZE, "
+                f"EXPLAIN), not {statement.type.name}; to save a result use --out FILE"
+            )
 
 
 def _write(df: pl.DataFrame, out: Path, fmt: str) -> None:

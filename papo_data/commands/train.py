@@ -84,7 +84,7 @@ def _bc(args: argparse.Namespace) -> int:
 
     _need(args, "out")
     check_root(args.bc)
-    check_writable(args.out)
+    check_writable(args.out, dataset=args.bc)
     cfg = BCConfig(
         demos_per_task=args.demos_per_task,
         label_sigma=args.label_sigma,
@@ -110,11 +110,13 @@ def _offline(args: argparse.Namespace) -> int:
 
     _need(args, "init", "out")
     check_root(args.offline)
-    check_writable(args.out)
+    check_writable(args.out, dataset=args.offline)
     grpo, reward = GRPOConfig(), "success"
     if args.grpo_config is not None:
         raw = read_toml(args.grpo_config)
-        grpo = config_from_table(GRPOConfig, raw.get("grpo", {}), f"{args.grpo_config} [grpo]")
+        if not isinstance(raw.get("grpo"), dict):  # a misspelt table would otherwise be ignored
+            raise BadInput(f"{args.grpo_config}: has no [grpo] table")
+        grpo = config_from_table(GRPOConfig, raw["grpo"], f"{args.grpo_config} [grpo]")
         reward = raw.get("reward", reward)
     if args.epochs is not None:
         grpo = replace(grpo, epochs_per_batch=args.epochs)

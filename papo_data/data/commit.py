@@ -33,11 +33,16 @@ def temp_name(final: Path) -> Path:
     return final.with_name(f".{final.name}{TMP_MARK}{uuid.uuid4().hex[:12]}")
 
 
-def check_writable(out: Path, *, folder: bool = False) -> None:
+def check_writable(out: Path, *, folder: bool = False, dataset: Path | None = None) -> None:
     """BadInput unless `out` (a file, or a folder if `folder`) can be created or replaced: checked
     before any work, so that a typo in an output path costs nothing and leaves nothing behind.
     Missing parent folders are fine (they are created); the nearest existing one must be a
-    writable folder."""
+    writable folder. Never inside the folders of the `dataset` being read (its own files)."""
+    if dataset is not None:
+        target = out.resolve()
+        for own in ("meta", "data", "papo", "videos"):
+            if target.is_relative_to((dataset / own).resolve()):
+                raise BadInput(f"{out}: inside the dataset's {own}/ folder; write it elsewhere")
     if out.exists() and out.is_dir() != folder:
         raise BadInput(f"{out}: exists and is not a {'folder' if folder else 'file'}")
     ancestor = out.absolute().parent

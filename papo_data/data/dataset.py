@@ -23,6 +23,9 @@ def check_root(root: Path) -> None:
         raise BadInput(f"{root}: not a directory (a dataset is a folder)")
     if not (root / lerobot.INFO_PATH).exists():
         raise BadInput(f"{root}: not a papo dataset (no {lerobot.INFO_PATH})")
+    for folder in ("data", "meta", "papo"):  # a file there would hide a table as empty
+        if (root / folder).exists() and not (root / folder).is_dir():
+            raise BadInput(f"{root / folder}: is a file; the dataset's {folder}/ is a folder")
 
 
 class Dataset:

@@ -54,7 +54,8 @@ def read_weights_file(path: Path) -> pa.Table:
     if bad.any():
         row = int(np.argmax(bad))
         raise BadInput(f"{path}: row {row}: field weight: must be finite and > 0: {weight[row]}")
-    return table.select(["index", "weight"])
+    keys = [c for c in ("episode_uid", "frame_index") if c in table.column_names]
+    return table.select(["index", "weight", *keys])  # the keys check the file is this dataset's
 
 
 def matrix(column: pa.ChunkedArray, width: int) -> np.ndarray:
@@ -88,6 +89,13 @@ def load_batch(
         raise BadInput(f"{ds.root}: the dataset has no episodes to train on")
     if weights is not None:
         _check_coverage(steps, weights, weights_name)
+        if {"episode_uid", "frame_index"} <= set(weights.column_names):
+            for wrong in ds.arrow(sql_text(__file__, "weights_mismatch.sql")).to_pylist():
+                raise BadInput(
+                    f"{weights_name}: index {wrong['index']}: names {wrong['file_uid']} frame "
+                    f"{wrong['file_frame']}, but that step is {wrong['episode_uid']} frame "
+                    f"{wrong['frame_index']} here (weights of another dataset?)"
+                )
 
     cfg = policy.config
     states = matrix(steps["state"], cfg.state_dim)

@@ -78,8 +78,8 @@ class GRPOConfig:
                 raise BadInput(f"grpo.{name} must be a number >= 0, got {value}")
         if not self.epsilon_low < 1:
             raise BadInput(f"grpo.epsilon_low must be < 1, got {self.epsilon_low}")
-        if not (self.learning_rate > 0 and self.temperature > 0):
-            raise BadInput("grpo.learning_rate and grpo.temperature must be > 0")
+        if not (0 < self.learning_rate < math.inf and 0 < self.temperature < math.inf):
+            raise BadInput("grpo.learning_rate and grpo.temperature must be finite and > 0")
         if self.epochs_per_batch < 1 or self.mini_batch_episodes < 1:
             raise BadInput("grpo.epochs_per_batch and grpo.mini_batch_episodes must be >= 1")
         if not 0 <= self.zero_variance_warning <= 1:

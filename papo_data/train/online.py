@@ -91,6 +91,10 @@ class TrainConfig:
                 raise BadInput(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 < self.amortize_audit_fraction < 1:
             raise BadInput("amortize_audit_fraction must be in (0, 1)")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise BadInput(f"max_steps must be at least 1, got {self.max_steps}")
+        if self.seed < 0:
+            raise BadInput(f"seed must be >= 0, got {self.seed}")
         self.grpo.check()
         self.segment.check()
         self.branch.check()
@@ -189,10 +193,16 @@ def _start(
     if config_file.exists():
         if not resume:
             raise BadInput(f"{run}: holds a training run; pass --resume or another --run")
-        if json.loads(config_file.read_text()) != record:
+        try:
+            started_with = json.loads(config_file.read_text())
+        except ValueError:
+            raise BadInput(f"{config_file}: not valid JSON") from None
+        if started_with != record:
             raise BadInput(f"{config_file}: the run was started with another config")
     elif resume:
         raise BadInput(f"{run}: nothing to resume (no config.json)")
+    elif run.is_dir() and any(run.iterdir()):
+        raise BadInput(f"{run}: not empty and not a training run; give another --run")
     source = last if last.exists() else Path(cfg.init)
     policy, extra = load_checkpoint(source)
     for task in cfg.tasks:  # checked before the run folder exists: bad input leaves nothing
@@ -207,7 +217,10 @@ def _start(
         start = int(extra["iteration"])
     rows: list[dict[str, Any]] = []
     if (run / "metrics.parquet").exists():
-        done = pq.read_table(run / "metrics.parquet").to_pylist()
+        try:
+            done = pq.read_table(run / "metrics.parquet").to_pylist()
+        except (pa.ArrowException, OSError):
+            raise BadInput(f"{run / 'metrics.parquet'}: not a readable Parquet file") from None
         rows = [r for r in done if r["iteration"] < start]
     return policy, optimizer, start, rows
 

@@ -129,6 +129,8 @@ def load_checkpoint(path: Path) -> tuple[TokenPolicy, dict[str, Any]]:
     config = PolicyConfig(**{**raw, "tasks": tuple(raw["tasks"])})
     policy = TokenPolicy(config)
     policy.load_state_dict(payload.pop("state_dict"))
+    if not all(torch.isfinite(p).all() for p in policy.parameters()):
+        raise BadInput(f"{path}: holds NaN or infinite parameters (a diverged training run?)")
     payload.pop("format")
     return policy, payload
 
