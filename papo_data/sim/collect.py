@@ -264,6 +264,10 @@ def collect(
         raise BadInput("--workers must be at least 1")
     if backend not in ("local", "ray"):
         raise BadInput(f"--backend must be local or ray, got {backend!r}")
+    if cfg.policy != "expert":  # a bad checkpoint is refused before the dataset is touched
+        from papo_data.train.policy import load_checkpoint
+
+        load_checkpoint(Path(cfg.policy))
     writer = _open_writer(path, env, cfg)
     with writer:
         if cfg.policy != "expert":
