@@ -317,3 +317,20 @@ def test_collect_refuses_a_bad_policy_before_creating_the_dataset(tmp_path: Path
                 "--group-size", "1", "--max-steps", "20", "--policy", junk)  # fmt: skip
     assert f"{junk}: not a readable policy checkpoint" in line, line
     assert not target.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--bc", "{ds}", "--out", "{tmp}/x.pt", "--resume"], "--resume does not apply to --bc"),
+        (["--bc", "{ds}", "--out", "{tmp}/x.pt", "--weights", "w.parquet"], "--weights does not"),
+        (["--config", "c.toml", "--out", "{tmp}/x.pt"], "--out does not apply to --config"),
+        (["--offline", "{ds}", "--bins", "64"], "--bins does not apply to --offline"),
+    ],
+)
+def test_train_refuses_options_of_another_mode(
+    args: list[str], expected: str, estimated: Path, tmp_path: Path
+) -> None:
+    line = papo("train", *(a.format(ds=estimated, tmp=tmp_path) for a in args))
+    assert expected in line, line
+    assert list(tmp_path.iterdir()) == []

@@ -61,13 +61,29 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("--label-sigma", type=float, default=bc.label_sigma, help="--bc, in bins")
     p.add_argument("--bins", type=int, default=bc.bins, help="--bc: action tokens per dim")
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, option_defaults={n: p.get_default(n) for n in _ALL_OTHER})
+
+
+# Options each mode does not read: given anyway, they are refused rather than ignored.
+OTHER_MODES_OPTIONS = {
+    "bc": ("run", "resume", "weights", "init", "grpo_config", "behaviour"),
+    "offline": ("run", "resume", "demos_per_task", "label_sigma", "bins"),
+    "config": (
+        *("out", "weights", "init", "grpo_config", "epochs", "behaviour"),
+        *("demos_per_task", "label_sigma", "bins", "seed"),
+    ),
+}
+_ALL_OTHER = sorted({n for names in OTHER_MODES_OPTIONS.values() for n in names})
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.bc is not None:
+    mode = "bc" if args.bc is not None else "offline" if args.offline is not None else "config"
+    for name in OTHER_MODES_OPTIONS[mode]:
+        if getattr(args, name) != args.option_defaults[name]:
+            raise BadInput(f"--{name.replace('_', '-')} does not apply to --{mode}")
+    if mode == "bc":
         return _bc(args)
-    if args.offline is not None:
+    if mode == "offline":
         return _offline(args)
     return _online(args)
 
