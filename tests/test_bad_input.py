@@ -334,3 +334,31 @@ def test_train_refuses_options_of_another_mode(
     line = papo("train", *(a.format(ds=estimated, tmp=tmp_path) for a in args))
     assert expected in line, line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_collect_never_skips_episodes_of_another_policy(estimated: Path, tmp_path: Path) -> None:
+    """The episode uid names task, seed, group and member; an existing episode is only skipped
+    when the same policy collected it."""
+    dataset = Path(shutil.copytree(estimated, tmp_path / "ds"))
+    before = files(dataset)
+    line = papo("collect", dataset, "--tasks", "pick-place-v3", "--groups", "3",
+                "--group-size", "4", "--max-steps", "80", "--noise", "0.05")  # fmt: skip
+    assert "episode 'pick-place-v3/s0/g0/m0' was collected by policy expert-noisy(sigma=0.3" in line
+    assert "not expert-noisy(sigma=0.05" in line, line
+    assert files(dataset) == before
+
+
+def test_offline_training_on_all_equal_outcomes_says_there_was_no_update(
+    estimated: Path, tmp_path: Path
+) -> None:
+    dataset = tmp_path / "ds"  # 5 steps: every rollout fails
+    collect(dataset, CollectConfig(tasks=("pick-place-v3",), groups=2, group_size=2, max_steps=5))
+    done = subprocess.run(
+        [PAPO, "train", "--offline", str(dataset), "--init", str(estimated.parent / "bc.pt"),
+         "--behaviour", "init", "--out", str(tmp_path / "o.pt")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "no update: every group's outcomes are equal" in done.stdout, done.stdout
+    assert "nan" not in done.stdout
+    assert done.stderr.strip().startswith("papo train: warning: 2 of 2 groups"), done.stderr

@@ -385,6 +385,23 @@ def test_overwrite_replaces_a_papo_dataset_only(
     assert (other / "notes.txt").read_text() == "mine"
 
 
+def test_overwrite_through_a_symlink_replaces_the_folder_it_points_to(
+    foreign: tuple[Path, dict[str, np.ndarray]], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    src, _ = foreign
+    real = tmp_path / "disk" / "imported"
+    assert run_import(capsys, str(src), str(real))[0] == 0
+    before = steps_of(real)
+    (real / "mine.txt").write_text("replaced by the import")
+    link = tmp_path / "imported"
+    link.symlink_to(real, target_is_directory=True)
+    assert run_import(capsys, str(src), str(link), "--overwrite")[0] == 0
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert steps_of(link).equals(before) and not (real / "mine.txt").exists()
+    assert [p.name for p in real.parent.iterdir()] == ["imported"]  # no staging left behind
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
 def test_what_papo_cannot_hold_is_said(
     foreign: tuple[Path, dict[str, np.ndarray]], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -138,10 +138,22 @@ def _offline(args: argparse.Namespace) -> int:
         grpo = replace(grpo, epochs_per_batch=args.epochs)
     cfg = OfflineConfig(grpo=grpo, behaviour=args.behaviour, reward=reward, seed=args.seed)
     check_tables(args.offline, ("steps", "episodes", "tasks"))
-    metrics = train_offline(args.offline, args.weights, args.init, args.out, cfg)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line  # restored on exit
+        metrics = train_offline(args.offline, args.weights, args.init, args.out, cfg)
+    if metrics["updates"] == 0:
+        print(
+            f"{args.out}: no update: every group's outcomes are equal, so no episode has an "
+            "advantage; the checkpoint equals --init"
+        )
+        return 0
     shown = ("loss", "clip_fraction", "approx_kl", "entropy", "zero_variance_share")
     print(f"{args.out}: " + ", ".join(f"{k} {metrics[k]:.4g}" for k in shown))
     return 0
+
+
+def _one_line(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    tqdm.write(f"papo train: warning: {message}", file=sys.stderr)
 
 
 def _online(args: argparse.Namespace) -> int:
@@ -163,12 +175,9 @@ def _online(args: argparse.Namespace) -> int:
 
         return advance
 
-    def one_line(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
-        tqdm.write(f"papo train: warning: {message}", file=sys.stderr)
-
     try:
         with warnings.catch_warnings():
-            warnings.showwarning = one_line  # restored on exit
+            warnings.showwarning = _one_line  # restored on exit
             metrics = train(run_dir, cfg, resume=args.resume, progress=progress)
     except BaseException:
         for bar in bars:

@@ -136,7 +136,10 @@ class DatasetWriter:
         ).rows()
         self._last_data = (last[0][0], last[0][1]) if last else None
         self._last_meta = (last[0][2], last[0][3]) if last else None
-        self.episode_uids = set(ds.sql("SELECT episode_uid FROM episodes")["episode_uid"])
+        episodes = ds.sql("SELECT episode_uid, policy_id FROM episodes")
+        # collect compares these with its policy before it skips an episode it finds
+        self.policy_ids: dict[str, str] = dict(episodes.iter_rows())
+        self.episode_uids = set(self.policy_ids)
         ds.close()
 
     # -- creating and opening -------------------------------------------------------------
@@ -202,6 +205,7 @@ class DatasetWriter:
         for table, rows in staged.items():
             self._sidecar_buffer.setdefault(table, []).append(rows)
         self.episode_uids.add(ep.episode_uid)
+        self.policy_ids[ep.episode_uid] = ep.policy_id
         self._buffer.append(ep)
         if len(self._buffer) >= self.flush_every:
             self.flush()

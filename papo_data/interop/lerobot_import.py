@@ -580,6 +580,8 @@ def import_lerobot(
         raise BadInput(f"{src}: no such folder (a LeRobot dataset is a folder)")
     _check_destination(src, out, overwrite)
     report = ImportReport(source=str(src), dataset=str(out))
+    if out.is_symlink():  # replace the folder it points to and keep the link
+        out = out.resolve()
     source = open_source(src, report)
     created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -270,9 +270,10 @@ def collect(
         load_checkpoint(Path(cfg.policy))
     writer = _open_writer(path, env, cfg)
     with writer:
+        specs = plan(cfg)
+        _check_same_policy(path, specs, writer.policy_ids, env, cfg)
         if cfg.policy != "expert":
             _keep_policy(Path(cfg.policy), path)
-        specs = plan(cfg)
         todo = [s for s in specs if s.episode_uid not in writer.episode_uids]
         skipped = len(specs) - len(todo)
         batches = _groups(todo)
@@ -291,6 +292,26 @@ def collect(
             if advance:
                 advance(len(batch))
     return {"written": written, "skipped": skipped}
+
+
+def _check_same_policy(
+    path: Path, specs: list[RolloutSpec], have: dict[str, str], env: EnvAdapter, cfg: CollectConfig
+) -> None:
+    """An episode already in the dataset is skipped, so it must be the one this collection would
+    write: the uid names task, seed, group and member, but not the policy or its noise."""
+    wanted: dict[str, str] = {}
+    for spec in specs:
+        if spec.episode_uid not in have:
+            continue
+        if spec.task not in wanted:
+            wanted[spec.task] = behaviour_policy(env, spec.task, cfg).policy_id
+        if have[spec.episode_uid] != wanted[spec.task]:
+            raise BadInput(
+                f"{path}: episode {spec.episode_uid!r} was collected by policy "
+                f"{have[spec.episode_uid]}, not {wanted[spec.task]} (--policy, --noise, "
+                "--delay-prob, --max-delay, --temperature); collect into another dataset, "
+                "or with another --seed"
+            )
 
 
 def _keep_policy(checkpoint: Path, dataset: Path) -> None:
