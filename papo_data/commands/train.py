@@ -12,6 +12,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from papo_data.commands.progress import tqdm_bars
 from papo_data.data.commit import check_writable
 from papo_data.data.dataset import check_root
 from papo_data.data.validate import check_tables
@@ -162,30 +163,21 @@ def _online(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     run_dir = args.run or Path("runs") / args.config.stem
     check_writable(run_dir, folder=True)
-    bars: list[tqdm] = []
 
-    def progress(start: int, total: int) -> Callable[[dict[str, Any]], Any]:
-        bars.append(tqdm(total=total, initial=start, unit="iter", desc=f"train {cfg.mode}"))
+    with tqdm_bars() as open_bar, warnings.catch_warnings():
+        warnings.showwarning = _one_line  # restored on exit
 
-        def advance(row: dict[str, Any]) -> None:
-            bars[0].set_postfix(
-                success=f"{row['success_rate']:.2f}", kl=f"{row['approx_kl']:.3g}", refresh=False
-            )
-            bars[0].update(1)
+        def progress(start: int, total: int) -> Callable[[dict[str, Any]], Any]:
+            bar = open_bar(total=total, initial=start, unit="iter", desc=f"train {cfg.mode}")
 
-        return advance
+            def advance(row: dict[str, Any]) -> None:
+                success, kl = f"{row['success_rate']:.2f}", f"{row['approx_kl']:.3g}"
+                bar.set_postfix(success=success, kl=kl, refresh=False)
+                bar.update(1)
 
-    try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _one_line  # restored on exit
-            metrics = train(run_dir, cfg, resume=args.resume, progress=progress)
-    except BaseException:
-        for bar in bars:
-            bar.leave = False  # on a terminal the error line then stands alone
-        raise
-    finally:
-        for bar in bars:
-            bar.close()
+            return advance
+
+        metrics = train(run_dir, cfg, resume=args.resume, progress=progress)
     last = metrics.to_pylist()[-1] if metrics.num_rows else {}
     print(
         f"{run_dir}: {metrics.num_rows} iterations, last success rate "
