@@ -309,13 +309,20 @@ def test_a_sidecar_folder_that_is_a_file_is_refused(dataset: Path) -> None:
     assert "papo: is a file" in papo("validate", dataset)
 
 
-def test_collect_refuses_a_bad_policy_before_creating_the_dataset(tmp_path: Path) -> None:
+def test_collect_refuses_a_bad_policy_before_creating_the_dataset(
+    estimated: Path, tmp_path: Path
+) -> None:
     junk = tmp_path / "junk.pt"
     junk.write_text("not a checkpoint")
     target = tmp_path / "new"
     line = papo("collect", target, "--tasks", "pick-place-v3", "--groups", "1",
                 "--group-size", "1", "--max-steps", "20", "--policy", junk)  # fmt: skip
     assert f"{junk}: not a readable policy checkpoint" in line, line
+    assert not target.exists()
+    bc = Path(shutil.copy(estimated.parent / "bc.pt", tmp_path / "bc.pt"))  # pick-place only
+    line = papo("collect", target, "--tasks", "reach-v3", "--groups", "1",
+                "--group-size", "1", "--max-steps", "20", "--policy", bc)  # fmt: skip
+    assert "task 'reach-v3' is unknown to the policy" in line, line
     assert not target.exists()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +98,9 @@ def test_sql_formats(
     assert table.schema.field("action").type == pa.list_(pa.float32(), 4)
     assert table.num_rows == 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "result.parquet"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # as any file the user writes
 
 
 def test_sql_out_makes_missing_folders_and_refuses_what_it_cannot_write(

@@ -35,7 +35,10 @@ def proportion_interval(
 def paired_pn_ps(
     factual: Any, alternative: Any, *, method: str = "wilson", confidence: float = 0.95
 ) -> dict[str, Any]:
-    """PN, PS, PNS and harm, each with (lo, hi), from two equal-length 0/1 arrays over seeds."""
+    """PN, PS, PNS and harm from two equal-length 0/1 arrays over seeds (one pair per seed): a
+    flat dict of the counts `n_pairs`, `n10`, `n11`, `n01`, `n00` and, for each of pn, ps, pns
+    and harm, the estimate, `<name>_lo`, `<name>_hi` and `<name>_reason` (why it is undefined,
+    else None)."""
     y = np.asarray(factual)
     y_alt = np.asarray(alternative)
     if y.shape != y_alt.shape or y.ndim != 1:

@@ -18,16 +18,28 @@ def add_parser(verbs: Any) -> None:
     p = verbs.add_parser(
         "export-weights",
         help="export per-step advantage weights into papo/weights",
-        description="Exactly one row per step: weight 1 + lambda I on planning windows (I = "
-        "mean importance over the action's interventions), exactly 1 elsewhere, clipped to "
-        "[min, max], optionally renormalised to mean 1 per episode. Joins onto steps by "
-        "'index'. A rerun replaces the rows of the same --run-id.",
+        description="Exactly one row per step: weight 1 + lambda I on the windows of planning "
+        "actions that have an estimate (I = the causal rows' importance, averaged over the "
+        "action's interventions), exactly 1 elsewhere (unbranched planning actions included), "
+        "clipped to [min, max], optionally renormalised to mean 1 per episode. Joins onto steps "
+        "by 'index'. A rerun replaces the rows of the same --run-id; other runs stay.",
     )
     p.add_argument("dataset", type=Path, help="dataset folder (estimated)")
     p.add_argument("--lambda", dest="lam", type=float, default=d.lam, help="default 1.0")
     p.add_argument("--clip", default=f"{d.w_min},{d.w_max}", help="MIN,MAX (default 0.5,3.0)")
-    p.add_argument("--normalize", choices=("none", "episode"), default=d.normalize)
-    p.add_argument("--window-from", choices=("planning", "fixed"), default=d.window_from)
+    p.add_argument(
+        "--normalize",
+        choices=("none", "episode"),
+        default=d.normalize,
+        help=f"episode: rescale to mean 1 per episode (default {d.normalize})",
+    )
+    p.add_argument(
+        "--window-from",
+        choices=("planning", "fixed"),
+        default=d.window_from,
+        help="planning: each action's own window; fixed: --fixed-window steps from its frame "
+        f"(default {d.window_from})",
+    )
     p.add_argument("--fixed-window", type=int, default=d.fixed_window, help="default 5")
     p.add_argument("--method", default=d.method, help="causal rows to use (default paired)")
     p.add_argument("--run-id", default=d.run_id, help="default papo")
@@ -58,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     table = export_weights(args.dataset, cfg, args.out)
     planning = sum(table.column("is_planning").to_pylist())
     print(
-        f"{args.dataset}: {table.num_rows} weights ({planning} steps in planning windows), "
-        f"run {cfg.run_id}" + (f"; also {args.out}" if args.out else "")
+        f"{args.dataset}: {table.num_rows} weights ({planning} steps in windows of estimated "
+        f"planning actions), run {cfg.run_id}" + (f"; also {args.out}" if args.out else "")
     )
     return 0

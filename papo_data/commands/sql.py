@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import duckdb
 import polars as pl
 
 from papo_data import open_dataset
-from papo_data.data.commit import check_writable, write_parquet
+from papo_data.data.commit import check_writable, temp_name, write_parquet
 from papo_data.errors import BadInput
 from papo_data.schema import TABLES
 
@@ -112,13 +111,8 @@ def _check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
 
 def _write(df: pl.DataFrame, out: Path, fmt: str) -> None:
     """Write via a hidden temporary file and a rename: never a half-written output."""
-    parent = out.parent if str(out.parent) else Path(".")
-    parent.mkdir(parents=True, exist_ok=True)  # like every other --out
-    try:
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{out.name}.", delete=False) as f:
-            tmp = Path(f.name)
-    except OSError as e:
-        raise BadInput(f"{out}: cannot write ({e.strerror})") from None
+    out.parent.mkdir(parents=True, exist_ok=True)  # like every other --out
+    tmp = temp_name(out)  # a plain open(): the file gets the umask's mode, as other outputs do
     try:
         if fmt == "parquet":
             write_parquet(df.to_arrow(), tmp)

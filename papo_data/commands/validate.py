@@ -18,8 +18,9 @@ def add_parser(verbs: Any) -> None:
         description="Check a papo dataset: schema conformance of every table, unique keys, "
         "contiguous index and frame numbering, episode rows against their frames, info.json "
         "totals and features, NaN/inf in vectors, sidecar rows pointing to existing episodes "
-        "and frames. Prints one line per problem (file: row N: field F: what is wrong; rows "
-        "count from 0 within the file). Reads only: nothing is modified.",
+        "and frames. Prints one line per problem on stderr and exits 2 (file: row N: field F: "
+        "what is wrong; rows count from 0 within the file), or 'DATASET: valid' on stdout. "
+        "Reads only: nothing is modified.",
     )
     p.add_argument("dataset", help="dataset folder (contains meta/info.json)")
     p.set_defaults(handler=run)

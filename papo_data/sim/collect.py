@@ -267,7 +267,12 @@ def collect(
     if cfg.policy != "expert":  # a bad checkpoint is refused before the dataset is touched
         from papo_data.train.policy import load_checkpoint
 
-        load_checkpoint(Path(cfg.policy))
+        policy, _ = load_checkpoint(Path(cfg.policy))
+        for task in cfg.tasks:
+            try:
+                policy.task_index(task)
+            except BadInput as e:
+                raise BadInput(f"--policy {cfg.policy}: {e}") from None
     writer = _open_writer(path, env, cfg)
     with writer:
         specs = plan(cfg)
