@@ -66,6 +66,10 @@ def dowhy_report(
                 data=frame, treatment="x", outcome="y", common_causes=[f"s{i}" for i in keep]
             )
             estimand = model.identify_effect(proceed_when_unidentifiable=True)
+            # DoWhy builds adjustment sets from Python sets, whose order follows the process's
+            # hash seed; the regression's column order then moves the last float digits.
+            for key, names in (estimand.backdoor_variables or {}).items():
+                estimand.backdoor_variables[key] = sorted(names)
             est = model.estimate_effect(estimand, method_name="backdoor.linear_regression")
             entry["observational_effect"] = float(est.value)
             refuters = {}
