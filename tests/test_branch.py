@@ -244,3 +244,19 @@ def test_mixed_groups_only_branches_groups_with_both_outcomes(
         )
     assert summary.planning_actions == expected > 0
     assert (groups["outcomes"] == 2).all()
+
+
+def test_limit_counts_planning_actions_of_the_audit_set(segmented: Path, tmp_path: Path) -> None:
+    from papo_data.causal.amortized import audited
+
+    path = fresh(segmented, tmp_path / "audit")
+    cfg = BranchConfig(k=1, interventions=("hold",), audit_fraction=0.5, limit=3)
+    summary = branch(path, cfg)
+    with open_dataset(path) as ds:
+        actions = ds.sql(
+            "SELECT episode_uid, frame_index FROM planning_actions ORDER BY ALL"
+        ).rows()
+        branched = ds.sql("SELECT DISTINCT episode_uid, frame_index FROM branches").rows()
+    audit_set = [a for a in actions if audited(*a, 0.5)]
+    assert 3 < len(audit_set) < len(actions)
+    assert summary.planning_actions == 3 and sorted(branched) == audit_set[:3]

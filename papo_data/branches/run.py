@@ -62,7 +62,8 @@ class BranchConfig:
     seed: int = 0
     """Root seed of the branch seeds."""
     limit: int | None = None
-    """Branch at most this many planning actions (in episode, frame order)."""
+    """Branch at most this many planning actions (in episode, frame order; the first of the
+    audit set when `audit_fraction` < 1)."""
     audit_fraction: float = 1.0
     """Branch only this hashed share of planning actions (the audit set of the amortised
     importance model, `papo estimate --amortize`)."""
@@ -269,7 +270,8 @@ def branch(
                 sql_text(__file__, "targets.sql"),
                 {
                     "detector": cfg.detector,
-                    "limit": cfg.limit if cfg.limit is not None else 2**62,
+                    # --limit counts audited actions: with an audit, it applies below
+                    "limit": 2**62 if cfg.limit is None or cfg.audit_fraction < 1 else cfg.limit,
                     "mixed_only": cfg.mixed_groups_only,
                 },
             ).to_pylist()
@@ -284,7 +286,7 @@ def branch(
                 t
                 for t in targets
                 if audited(t["episode_uid"], t["frame_index"], cfg.audit_fraction)
-            ]
+            ][: cfg.limit]
         bad = {t["checkpoint_format"] for t in targets} - {env.snapshot_format, None}
         if bad:
             raise BadInput(

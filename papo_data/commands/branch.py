@@ -55,7 +55,12 @@ def add_parser(verbs: Any) -> None:
         help=f"seeds between adaptive checks (default {d.adaptive_step})",
     )
     p.add_argument("--seed", type=int, default=d.seed, help="root seed of branch seeds")
-    p.add_argument("--limit", type=int, help="branch at most N planning actions")
+    p.add_argument(
+        "--limit",
+        type=int,
+        help="branch at most N planning actions, in episode and frame order (with "
+        "--audit-fraction: the first N of the audit set)",
+    )
     p.add_argument(
         "--audit-fraction",
         type=float,
