@@ -128,6 +128,21 @@ def test_rollouts_hold_mixed_and_one_outcome_groups(collected: Path) -> None:
     assert (~groups["mixed"]).sum() >= 1, "need a group with one outcome"
 
 
+def test_scores_of_one_group_are_its_rows_of_the_whole_dataset(collected: Path) -> None:
+    """The figures score one group alone; every row must equal the whole-dataset row."""
+    key = ["episode_uid", "frame_index"]
+    with open_dataset(collected) as ds:
+        groups = ds.sql("SELECT DISTINCT group_id FROM episodes")["group_id"]
+        for cfg in (SegmentConfig(), SegmentConfig(detector="random", window=3, seed=4)):
+            whole = pl.from_arrow(step_scores(ds, cfg))
+            assert isinstance(whole, pl.DataFrame)
+            parts = [pl.from_arrow(step_scores(ds, cfg, g)) for g in groups]
+            assert sum(len(p) for p in parts) == len(whole)
+            assert pl.concat(parts).sort(key).equals(whole.sort(key))
+            # o_t is the group's: all null (one outcome) or none (both outcomes)
+            assert all(p["outcome_score"].null_count() in (0, len(p)) for p in parts)
+
+
 # -- real rollouts --------------------------------------------------------------------------
 
 

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
+
 from papo_data.data.commit import check_writable
 from papo_data.data.dataset import check_root
 from papo_data.data.validate import check_tables
@@ -66,9 +68,9 @@ def run(args: argparse.Namespace) -> int:
         run_id=args.run_id,
     )
     cfg.check()
-    check_tables(args.dataset, ("steps", "episodes", "planning_actions", "causal"))
+    check_tables(args.dataset, ("steps", "episodes", "planning_actions", "causal"), columns=())
     table = export_weights(args.dataset, cfg, args.out)
-    planning = sum(table.column("is_planning").to_pylist())
+    planning = pc.sum(table.column("is_planning")).as_py() or 0
     print(
         f"{args.dataset}: {table.num_rows} weights ({planning} steps in windows of estimated "
         f"planning actions), run {cfg.run_id}" + (f"; also {args.out}" if args.out else "")

@@ -389,7 +389,7 @@ class DatasetWriter:
             raise BadInput(f"{table}: not a sidecar table ({', '.join(schema.SIDECAR_TABLES)})")
         self.flush()
         tbl = conform(rows, table, self.dims)
-        unknown = set(tbl.column("episode_uid").to_pylist()) - self.episode_uids
+        unknown = set(pc.unique(tbl.column("episode_uid")).to_pylist()) - self.episode_uids
         if unknown:
             raise BadInput(f"{table}: field episode_uid {sorted(unknown)[0]!r} is not in episodes")
         txn = commit.Transaction(self.root)

@@ -219,12 +219,10 @@ def _mean_band(ax: Axes, stats: pl.DataFrame) -> None:
 def outcome_contrast(ds: Dataset, group_id: str) -> pl.DataFrame:
     """o_t of a group per frame (columns frame_index, outcome_score), with the settings of the
     last joint run; empty when the group holds one outcome."""
-    scores = pl.from_arrow(step_scores(ds, recorded_config(ds, "joint")))
+    scores = pl.from_arrow(step_scores(ds, recorded_config(ds, "joint"), group_id))
     assert isinstance(scores, pl.DataFrame)
-    members = ds.sql("SELECT episode_uid FROM episodes WHERE group_id = $g", {"g": group_id})
     return (
-        scores.join(members, on="episode_uid")
-        .drop_nulls("outcome_score")
+        scores.drop_nulls("outcome_score")
         .group_by("frame_index")
         .agg(pl.col("outcome_score").first())  # o_t is the group's: equal across siblings
         .sort("frame_index")

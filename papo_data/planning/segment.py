@@ -123,10 +123,14 @@ def _params(ds: Dataset, cfg: SegmentConfig) -> dict[str, object]:
     return _query_params(cfg) | {"cont": cont, "grip": grip, "n_dims": n_dims}
 
 
-def step_scores(ds: Dataset, cfg: SegmentConfig) -> pa.Table:
-    """Every step's variation, outcome and detector score (full windows only), as Arrow."""
+def step_scores(ds: Dataset, cfg: SegmentConfig, group_id: str | None = None) -> pa.Table:
+    """Every step's variation, outcome and detector score (full windows only), as Arrow; with
+    `group_id`, the steps of that group only (the same rows, without scoring the rest)."""
     cfg.check()
-    return ds.arrow(_step_scores_sql(ds), _query_params(cfg))
+    if group_id is None:
+        return ds.arrow(_step_scores_sql(ds), _query_params(cfg))
+    query = sql_text(__file__, "one_group.sql").format(step_scores=_step_scores_sql(ds))
+    return ds.arrow(query, _query_params(cfg) | {"group_id": group_id})
 
 
 def planning_actions_sql(step_scores_sql: str) -> str:
