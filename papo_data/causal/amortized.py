@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.model_selection import KFold, cross_val_predict
 
 from papo_data.data.dataset import Dataset
 from papo_data.data.sqlfiles import sql_text
@@ -75,6 +73,9 @@ def amortize(
         raise ValueError(
             f"only {len(train)} branched planning actions; need at least {MIN_TRAINING}"
         )
+    from sklearn.ensemble import HistGradientBoostingRegressor  # slow import: only when fitting
+    from sklearn.model_selection import KFold, cross_val_predict
+
     # Small leaves: the audit set is often tens of actions, and the default (20) never splits.
     model = HistGradientBoostingRegressor(
         max_iter=100, learning_rate=0.05, min_samples_leaf=3, random_state=SEED

@@ -15,7 +15,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.stats import binomtest
 
 METHODS = ("wilson", "exact")  # exact = Clopper-Pearson
 
@@ -28,6 +27,8 @@ def proportion_interval(
         raise ValueError(f"interval method must be one of {METHODS}, got {method!r}")
     if trials == 0:
         return (math.nan, math.nan)
+    from scipy.stats import binomtest  # 0.5 s to import: not for every `papo` call
+
     ci = binomtest(int(successes), int(trials)).proportion_ci(confidence, method=method)
     return (float(ci.low), float(ci.high))
 
