@@ -120,6 +120,34 @@ def test_sql_out_makes_missing_folders_and_refuses_what_it_cannot_write(
         assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
+def test_sql_parquet_is_written_in_pieces_that_make_the_whole_result(
+    small_dataset: Path, tmp_path: Path
+) -> None:
+    q = "select s.*, e.success from steps s join episodes e using (episode_index) order by index"
+    with open_dataset(small_dataset) as ds:
+        whole = ds.arrow(q)
+        pieces = list(ds.arrow_batches(q, rows=3))
+    assert len(pieces) > 1 and pa.concat_tables(pieces).equals(whole)
+    assert main(["sql", str(small_dataset), q, "--out", str(tmp_path / "all.parquet")]) == 0
+    assert pq.read_table(tmp_path / "all.parquet").equals(whole)
+    empty = tmp_path / "none.parquet"
+    q = "select s.*, e.success from steps s join episodes e using (episode_index) where false"
+    assert main(["sql", str(small_dataset), q, "--out", str(empty)]) == 0
+    assert pq.read_table(empty).schema.equals(whole.schema)
+
+
+def test_sql_refuses_a_result_with_two_columns_of_one_name(
+    small_dataset: Path, tmp_path: Path
+) -> None:
+    q = "select * from steps join episodes using (episode_index)"
+    for out in ([], ["--out", str(tmp_path / "x.parquet")]):
+        done = run("sql", str(small_dataset), q, *out)
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "column 'task_index' appears more than once" in done.stderr
+    assert not (tmp_path / "x.parquet").exists()
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
 def test_parquet_needs_out(small_dataset: Path) -> None:
     out = run("sql", str(small_dataset), "select 1", "--format", "parquet")
     assert out.returncode == 2 and "--out" in out.stderr

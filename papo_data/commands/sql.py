@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import polars as pl
+import pyarrow.parquet as pq
 
 from papo_data import open_dataset
 from papo_data.data.commit import check_writable, temp_name, write_parquet
+from papo_data.data.dataset import Dataset
 from papo_data.errors import BadInput
 from papo_data.schema import TABLES
 
@@ -84,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.out, dataset=Path(args.dataset))
     with open_dataset(args.dataset) as ds:
         _check_read_only(ds.con, args.query)
+        if fmt == "parquet":  # streamed: a result of millions of steps never sits in memory
+            n = _write_atomic(args.out, lambda tmp: _parquet_stream(ds, args.query, tmp))
+            print(f"wrote {n} rows to {args.out}")
+            return 0
         df = ds.sql(args.query)
     if args.out is None:
         if fmt == "table":
@@ -119,20 +126,43 @@ def _check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
 
 
 def _write(df: pl.DataFrame, out: Path, fmt: str) -> None:
-    """Write via a hidden temporary file and a rename: never a half-written output."""
-    out.parent.mkdir(parents=True, exist_ok=True)  # like every other --out
-    tmp = temp_name(out)  # a plain open(): the file gets the umask's mode, as other outputs do
-    try:
-        if fmt == "parquet":
-            write_parquet(df.to_arrow(), tmp)
-        elif fmt == "csv":
+    def write(tmp: Path) -> int:
+        if fmt == "csv":
             _flat(df).write_csv(tmp)
         elif fmt == "json":
             _flat(df, nested=True).write_json(tmp)
         else:
             tmp.write_text(str(df) + "\n")
+        return len(df)
+
+    _write_atomic(out, write)
+
+
+def _parquet_stream(ds: Dataset, query: str, tmp: Path) -> int:
+    n, writer = 0, None
+    try:
+        for piece in ds.arrow_batches(query):
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, piece.schema, compression="zstd")
+            writer.write_table(piece)
+            n += piece.num_rows
+        if writer is None:  # no rows and no batch: the empty result's columns
+            write_parquet(ds.arrow(query), tmp)
+    finally:
+        if writer is not None:
+            writer.close()
+    return n
+
+
+def _write_atomic(out: Path, write: Callable[[Path], int]) -> int:
+    """`write(tmp)` into a hidden sibling, then a rename: never a half-written output."""
+    out.parent.mkdir(parents=True, exist_ok=True)  # like every other --out
+    tmp = temp_name(out)  # a plain open(): the file gets the umask's mode, as other outputs do
+    try:
+        n = write(tmp)
         tmp.replace(out)
     except OSError as e:
         raise BadInput(f"{out}: cannot write ({e.strerror})") from None
     finally:
         tmp.unlink(missing_ok=True)
+    return n

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,20 @@ class Dataset:
         except duckdb.Error as e:
             raise BadInput(f"query failed: {str(e).splitlines()[0]}") from None
 
+    def arrow_batches(
+        self, query: str, params: dict[str, Any] | None = None, rows: int = 122_880
+    ) -> Iterator[pa.Table]:
+        """Run a query over the views; the result in pieces of about `rows` rows, so a large
+        result never sits in memory whole (vectors stay fixed-size)."""
+        try:
+            rel = self.con.sql(query, params=params)
+            if rel is None:
+                return
+            for batch in rel.to_arrow_reader(rows):
+                yield _canonical(pa.Table.from_batches([batch]))
+        except duckdb.Error as e:
+            raise BadInput(f"query failed: {str(e).splitlines()[0]}") from None
+
     def table(self, name: str) -> pl.DataFrame:
         """A whole table in its schema order, e.g. `ds.table("episodes")`."""
         if name not in schema.TABLES:
@@ -133,7 +148,16 @@ class Dataset:
 
 
 def _canonical(table: pa.Table) -> pa.Table:
-    """DuckDB names a vector's child field ""; pyarrow and LeRobot name it "item"."""
+    """DuckDB names a vector's child field ""; pyarrow and LeRobot name it "item". A name twice
+    (e.g. `episode_uid` of `steps JOIN episodes USING (episode_index)`) is refused: polars,
+    Parquet readers and the Hub cannot tell the columns apart."""
+    names = table.schema.names
+    twice = [n for n in names if names.count(n) > 1]
+    if twice:
+        raise BadInput(
+            f"query result: column {twice[0]!r} appears more than once; name the columns apart "
+            "(AS) or join on it too (USING (..., " + twice[0] + "))"
+        )
     fields = [
         f.with_type(pa.list_(f.type.value_type, f.type.list_size))
         if pa.types.is_fixed_size_list(f.type)
