@@ -13,6 +13,7 @@ The demo folder holds everything it made, so a user can open each piece afterwar
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import polars as pl
 
 from papo_data import open_dataset
 from papo_data.branches.run import BranchConfig
+from papo_data.data import commit
 from papo_data.data.validate import validate
 from papo_data.errors import BadInput
 from papo_data.sim.collect import CollectConfig, collect, make_env
@@ -150,15 +152,22 @@ def _check_options(args: argparse.Namespace) -> CollectConfig:
     return cfg
 
 
+MARK = ".papo-demo"  # written first into --out: a demo killed midway is still a demo's folder
+
+
 def _prepare(out: Path, overwrite: bool) -> None:
-    """Refuse to clobber anything but an earlier demo's folder."""
-    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
-        return
-    if not overwrite:
-        raise BadInput(f"{out}: exists and is not an empty folder (use --overwrite)")
-    if not (out / "dataset" / "meta" / "info.json").exists():
-        raise BadInput(f"{out}: --overwrite only replaces an earlier demo's folder")
-    shutil.rmtree(out)
+    """Refuse to clobber anything but an earlier demo's folder, then start a new one."""
+    commit.remove_stale_siblings(out)  # an earlier demo folder set aside, killed mid-delete
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        if not overwrite:
+            raise BadInput(f"{out}: exists and is not an empty folder (use --overwrite)")
+        if not ((out / MARK).exists() or (out / "dataset" / "meta" / "info.json").exists()):
+            raise BadInput(f"{out}: --overwrite only replaces an earlier demo's folder")
+        aside = commit.temp_name(out)
+        os.rename(out, aside)  # one step: a kill leaves no half-deleted demo behind
+        shutil.rmtree(aside)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARK).write_text("made by papo demo; papo demo --overwrite may replace this folder\n")
 
 
 def _analysis(data: Path, out: Path, args: argparse.Namespace) -> list[list[str]]:

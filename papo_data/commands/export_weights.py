@@ -68,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
         run_id=args.run_id,
     )
     cfg.check()
-    check_tables(args.dataset, ("steps", "episodes", "planning_actions", "causal"), columns=())
+    # the actions, not the 39-d states: a NaN action is a broken rollout, the states cost seconds
+    tables = ("steps", "episodes", "planning_actions", "causal")
+    check_tables(args.dataset, tables, columns=("action",))
     table = export_weights(args.dataset, cfg, args.out)
     planning = pc.sum(table.column("is_planning")).as_py() or 0
     print(

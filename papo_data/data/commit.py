@@ -9,8 +9,12 @@ the journal forward.
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import glob
 import json
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -33,6 +37,52 @@ def temp_name(final: Path) -> Path:
     return final.with_name(f".{final.name}{TMP_MARK}{uuid.uuid4().hex[:12]}")
 
 
+def remove_stale_siblings(final: Path) -> None:
+    """Delete what earlier writes of `final`, killed midway, left beside it: their hidden temp
+    files or folders. (Two commands writing the same output at once is not supported.)"""
+    for p in final.parent.glob(f".{glob.escape(final.name)}{TMP_MARK}*"):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def replace_folder(staging: Path, out: Path) -> None:
+    """Put the finished folder `staging` at `out`. Where the system can swap two paths in one
+    step (Linux renameat2 RENAME_EXCHANGE) a kill leaves the old folder or the new one, never
+    neither; elsewhere the old one is renamed aside first. The old folder is deleted after."""
+    if out.exists() and _exchange(staging, out):
+        shutil.rmtree(staging)  # now the old folder
+        return
+    old = None
+    if out.exists():
+        old = temp_name(out)
+        os.rename(out, old)
+    try:
+        os.rename(staging, out)
+    except BaseException:
+        if old is not None:
+            os.rename(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically; False where the C library or file system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_cwd, exchange = -100, 2  # AT_FDCWD, RENAME_EXCHANGE
+    if renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
 def check_writable(out: Path, *, folder: bool = False, dataset: Path | None = None) -> None:
     """BadInput unless `out` (a file, or a folder if `folder`) can be created or replaced: checked
     before any work, so that a typo in an output path costs nothing and leaves nothing behind.
@@ -51,7 +101,8 @@ def check_writable(out: Path, *, folder: bool = False, dataset: Path | None = No
     if not ancestor.is_dir():
         raise BadInput(f"{out}: {ancestor} is a file, not a folder")
     try:  # a real file, not os.access: root passes access() on read-only and virtual folders
-        fd, probe = tempfile.mkstemp(prefix=".papo-probe-", dir=ancestor)
+        # named like a temp file of `out`, so a probe a kill leaves is cleared by its next write
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}{TMP_MARK}probe-", dir=ancestor)
     except OSError as e:
         raise BadInput(f"{out}: cannot write in {ancestor} ({e.strerror})") from None
     os.close(fd)
@@ -79,6 +130,7 @@ def write_parquet(table: pa.Table, path: Path) -> None:
 def write_atomic_table(table: pa.Table, final: Path) -> None:
     """Write one standalone Parquet file (not part of a dataset) atomically."""
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(final)
     tmp = temp_name(final)
     try:
         write_parquet(table, tmp)
@@ -91,6 +143,7 @@ def write_atomic_table(table: pa.Table, final: Path) -> None:
 def write_atomic_bytes(data: bytes, final: Path) -> None:
     """Write one standalone file (not part of a dataset) atomically."""
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(final)
     tmp = temp_name(final)
     try:
         tmp.write_bytes(data)

@@ -17,12 +17,19 @@ from papo_data.data.sqlfiles import ident, literal, sql_text
 from papo_data.errors import BadInput
 
 
+def has_info(root: Path) -> bool:
+    """Whether `root` has a meta/info.json, committed or in a journal still to be rolled forward
+    (a first commit killed before its renames)."""
+    info = root / lerobot.INFO_PATH
+    return commit.overlay(root).readable(info).exists()
+
+
 def check_root(root: Path) -> None:
     if not root.exists():
         raise BadInput(f"{root}: no such file or directory")
     if not root.is_dir():
         raise BadInput(f"{root}: not a directory (a dataset is a folder)")
-    if not (root / lerobot.INFO_PATH).exists():
+    if not has_info(root):
         raise BadInput(f"{root}: not a papo dataset (no {lerobot.INFO_PATH})")
     for folder in ("data", "meta", "papo"):  # a file there would hide a table as empty
         if (root / folder).exists() and not (root / folder).is_dir():

@@ -104,6 +104,20 @@ def conform(rows: pa.Table | pl.DataFrame, table: str, dims: schema.Dims) -> pa.
     return pa.Table.from_arrays(cols, schema=target)
 
 
+def _empty_or_uncommitted(root: Path) -> bool:
+    """Whether `root` holds nothing, or nothing but what `create` makes before its first commit
+    (meta/, the lock, hidden temp files): an earlier create killed midway. A committed journal
+    would make it a dataset."""
+    lock = Path(commit.LOCK)
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if rel not in (Path("meta"), lock) and not (
+            rel.parts[0] == "meta" and commit.TMP_MARK in rel.name
+        ):
+            return False
+    return True
+
+
 class DatasetWriter:
     """Creates a dataset or appends to one. Use as a context manager so buffers are flushed."""
 
@@ -159,8 +173,10 @@ class DatasetWriter:
     ) -> DatasetWriter:
         """Create an empty dataset at `root` (a new or empty folder) and open it for writing."""
         root = Path(root)
-        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        if root.exists() and not (root.is_dir() and _empty_or_uncommitted(root)):
             raise BadInput(f"{root}: exists and is not an empty folder")
+        if root.exists():
+            commit.remove_stale_temps(root)
         info = lerobot.new_info(
             fps=fps,
             state_names=list(state_names),

@@ -9,10 +9,8 @@ generated from the schemas (every column's type and meaning) and from the data (
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +26,7 @@ from huggingface_hub.utils import validate_repo_id
 
 import papo_data
 from papo_data import schema
-from papo_data.data import lerobot
+from papo_data.data import commit, lerobot
 from papo_data.data.dataset import Dataset, check_root, open_dataset
 from papo_data.data.sqlfiles import sql_text
 from papo_data.data.validate import validate
@@ -100,7 +98,10 @@ def publish(dataset: Path, cfg: PublishConfig) -> Published:
         files = published_files(ds)
     card = dataset_card(facts, cfg, files)
     staging = _build(cfg.out, files, card)
-    _move_into_place(staging, cfg.out)
+    try:
+        commit.replace_folder(staging, cfg.out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     configs = [t for t in schema.TABLES if facts.rows[t]]
     result = Published(cfg.out, facts.rows, configs, left_out(facts.rows), len(files) + 1)
     if cfg.push:
@@ -408,7 +409,8 @@ def _percent(rate: float | None) -> str:
 def _build(out: Path, files: dict[str, Path], card: str) -> Path:
     """The whole folder under a hidden name beside `out` (same file system: renames are atomic)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:12]}")
+    commit.remove_stale_siblings(out)  # of publishes killed midway
+    staging = commit.temp_name(out)
     try:
         for rel, src in files.items():
             dst = staging / rel
@@ -419,30 +421,6 @@ def _build(out: Path, files: dict[str, Path], card: str) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return staging
-
-
-def _move_into_place(staging: Path, out: Path) -> None:
-    """Rename `staging` onto `out`; an earlier publish there is set aside first and deleted
-    only once the new folder is in place (restored if the rename fails)."""
-    old = None
-    try:
-        if out.exists():
-            if any(out.iterdir()):
-                old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:12]}")
-                os.replace(out, old)
-            else:
-                out.rmdir()
-        try:
-            os.replace(staging, out)
-        except BaseException:
-            if old is not None:
-                os.replace(old, out)
-                old = None
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def _hub_errors() -> tuple[type[BaseException], ...]:

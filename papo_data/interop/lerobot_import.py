@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -585,12 +584,13 @@ def import_lerobot(
     source = open_source(src, report)
     created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
+    commit.remove_stale_siblings(out)  # of imports killed midway
     staging = commit.temp_name(out)
     try:
         write_dataset(source, staging, report, progress)
         report.problems = [str(p) for p in validate(staging)]
         if not report.problems:
-            _swap_in(staging, out)
+            commit.replace_folder(staging, out)
             created = []
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -598,14 +598,3 @@ def import_lerobot(
             with contextlib.suppress(OSError):
                 p.rmdir()
     return report
-
-
-def _swap_in(staging: Path, out: Path) -> None:
-    """Rename the finished dataset into place; an old dataset there is removed after."""
-    old = None
-    if out.exists():
-        old = commit.temp_name(out)
-        os.rename(out, old)
-    os.rename(staging, out)
-    if old is not None:
-        shutil.rmtree(old)

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from papo_data.data.commit import write_atomic_bytes
+from papo_data.data.dataset import has_info
 from papo_data.data.files import POLICY_DIR
 from papo_data.data.writer import DatasetWriter, Episode
 from papo_data.errors import BadInput
@@ -330,7 +331,7 @@ def _keep_policy(checkpoint: Path, dataset: Path) -> None:
 
 
 def _open_writer(path: Path, env: EnvAdapter, cfg: CollectConfig) -> DatasetWriter:
-    if not (path / "meta" / "info.json").exists():
+    if not (path.is_dir() and has_info(path)):
         writer = DatasetWriter.create(
             path,
             fps=env.fps,
