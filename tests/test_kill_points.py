@@ -133,3 +133,38 @@ def test_demo_overwrite_accepts_its_own_half_made_folder(tmp_path: Path) -> None
     with pytest.raises(BadInput, match="only replaces an earlier demo"):
         _prepare(mine, overwrite=True)
     assert (mine / "notes.txt").read_text() == "keep"
+
+
+def test_estimate_writes_rows_report_and_record_in_one_commit(small: Path, tmp_path: Path) -> None:
+    """Killed at any step, the causal rows, the DoWhy report and info.json's record all belong
+    to the earlier run or all to the new one."""
+    from papo_data.branches.run import BranchConfig, branch
+    from papo_data.planning.segment import SegmentConfig, segment
+
+    earlier = tmp_path / "earlier"
+    collect(earlier, CollectConfig(tasks=("pick-place-v3",), groups=2, group_size=4,
+                                   max_steps=100))  # fmt: skip
+    segment(earlier, SegmentConfig())
+    branch(earlier, BranchConfig(k=2, limit=4, interventions=("hold",)))
+    assert papo_killed_at(0, "estimate", earlier, "--importance", "pn", "--no-dowhy",
+                          cwd=tmp_path) < 0  # fmt: skip
+    new = ["estimate", "--importance", "ps"]  # with the DoWhy report
+
+    def state(path: Path) -> tuple[object, bool, str]:
+        with open_dataset(path) as ds:
+            rows = ds.arrow("select * from causal order by all")
+            record = ds.info["papo"]["estimate"]["paired"]["importance"]
+            report = ds.view.readable(path / "papo" / "reports" / "dowhy.json")  # as readers see
+        return rows, report.exists(), record
+
+    reference = Path(shutil.copytree(earlier, tmp_path / "reference"))
+    changes = -papo_killed_at(0, new[0], reference, *new[1:], cwd=tmp_path)
+    before, after = state(earlier), state(reference)
+    assert before[1:] == (False, "pn") and after[1:] == (True, "ps")
+    assert not before[0].equals(after[0])  # importance pn, then ps
+    for n in range(1, changes + 1):
+        out = tmp_path / "killed"
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(earlier, out)
+        assert papo_killed_at(n, new[0], out, *new[1:], cwd=tmp_path) == -9
+        assert state(out) in (before, after), f"a mix after a kill at step {n}"

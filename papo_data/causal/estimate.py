@@ -23,12 +23,12 @@ import pyarrow as pa
 from papo_data.causal.amortized import AmortizedResult, amortize, audited
 from papo_data.causal.bounds import tian_pearl_bounds
 from papo_data.causal.paired import METHODS, pn_ps_from_counts
-from papo_data.data import commit
 from papo_data.data.dataset import Dataset
 from papo_data.data.sqlfiles import sql_text
-from papo_data.data.writer import DatasetWriter
+from papo_data.data.writer import DatasetWriter, conform
 from papo_data.errors import BadInput
 
+DOWHY_REPORT = "papo/reports/dowhy.json"
 IMPORTANCE = ("mean", "pn", "ps", "pns", "mean-lower")
 
 
@@ -254,13 +254,18 @@ def estimate(path: Path, cfg: EstimateConfig) -> EstimateSummary:
                 summary.amortized = _amortize(ds, detector, table, cfg)
             if cfg.dowhy:
                 summary.dowhy = _dowhy(ds)
-        writer.write_sidecar("causal", table, replace={"method": cfg.method})
+        rows, methods = [conform(table, "causal", writer.dims)], [cfg.method]
         if summary.amortized is not None:
             amortized = pa.Table.from_pylist(summary.amortized.rows)
-            writer.write_sidecar("causal", amortized, replace={"method": "amortized"})
-        if cfg.dowhy:
-            report = path / "papo" / "reports" / "dowhy.json"
-            commit.write_atomic_bytes(json.dumps(summary.dowhy, indent=2).encode(), report)
+            rows.append(conform(amortized, "causal", writer.dims))
+            methods.append("amortized")
+        report = {DOWHY_REPORT: json.dumps(summary.dowhy, indent=2)} if cfg.dowhy else {}
         done = writer.info.get("papo", {}).get("estimate", {})
-        writer.update_papo(estimate={**done, cfg.method: vars(cfg)})
+        writer.write_sidecar(  # rows, report and record in one commit: never a mix of runs
+            "causal",
+            pa.concat_tables(rows),
+            replace={"method": methods},
+            papo={"estimate": {**done, cfg.method: vars(cfg)}},
+            texts=report,
+        )
     return summary

@@ -384,12 +384,16 @@ class DatasetWriter:
     def update_papo(self, **fields: Any) -> None:
         """Set fields of the `papo` block of info.json (e.g. how episodes end), in one commit."""
         self.flush()
-        info = dict(self.info)
-        info["papo"] = {**info.get("papo", {}), **fields}
+        info = self._with_papo(fields)
         txn = commit.Transaction(self.root)
         txn.stage_text(json.dumps(info, indent=2), self.root / lerobot.INFO_PATH)
         txn.commit()
         self.info = info
+
+    def _with_papo(self, fields: dict[str, Any]) -> dict[str, Any]:
+        info = dict(self.info)
+        info["papo"] = {**info.get("papo", {}), **fields}
+        return info
 
     # -- sidecar tables -------------------------------------------------------------------
     def write_sidecar(
@@ -398,9 +402,14 @@ class DatasetWriter:
         rows: pa.Table | pl.DataFrame,
         *,
         replace: dict[str, Any] | None = None,
+        papo: dict[str, Any] | None = None,
+        texts: dict[str, str] | None = None,
     ) -> None:
         """Append rows to a `papo/` table in one commit; with `replace={"detector": "joint"}`
-        the rows matching it are removed in the same commit (a rerun never duplicates)."""
+        the rows matching it are removed in the same commit (a rerun never duplicates; a list
+        value matches any of its items). In the same commit, `papo={...}` sets these fields of
+        info.json's `papo` block (the record of how the rows were made) and `texts` writes
+        other files of the dataset (path relative to its root -> text), e.g. a report."""
         if table not in schema.SIDECAR_TABLES:
             raise BadInput(f"{table}: not a sidecar table ({', '.join(schema.SIDECAR_TABLES)})")
         self.flush()
@@ -415,13 +424,21 @@ class DatasetWriter:
                 old = pq.read_table(part)
                 hit = np.ones(len(old), dtype=bool)
                 for col, value in replace.items():
-                    hit &= np.asarray(pc.equal(old.column(col), value).fill_null(False))
+                    values = pa.array(value if isinstance(value, list) else [value])
+                    hit &= np.asarray(pc.is_in(old.column(col), values).fill_null(False))
                 if hit.all():
                     txn.delete(part)
                 elif hit.any():
                     txn.stage_table(old.filter(pa.array(~hit)), part)
         self._stage_sidecar(txn, table, tbl)
+        for rel, text in (texts or {}).items():
+            txn.stage_text(text, self.root / rel)
+        info = self._with_papo(papo) if papo else None
+        if info is not None:
+            txn.stage_text(json.dumps(info, indent=2), self.root / lerobot.INFO_PATH)
         txn.commit()
+        if info is not None:
+            self.info = info
 
     def compact(self, table: str) -> None:
         """Rewrite a sidecar table's parts as one sorted part, in one commit (appending in

@@ -167,10 +167,14 @@ def segment(path: Path, cfg: SegmentConfig) -> SegmentSummary:
             rows = detect(ds, cfg)
             one = ds.arrow(sql_text(__file__, "one_outcome_groups.sql")).to_pylist()[0]
             n_episodes = ds.arrow("SELECT count(*) AS n FROM episodes").to_pylist()[0]["n"]
-        writer.write_sidecar("planning_actions", rows, replace={"detector": cfg.detector})
-        # The settings each detector last ran with, for the record.
+        # The rows, and the settings each detector last ran with, in one commit.
         done = writer.info.get("papo", {}).get("segment", {})
-        writer.update_papo(segment={**done, cfg.detector: asdict(cfg)})
+        writer.write_sidecar(
+            "planning_actions",
+            rows,
+            replace={"detector": cfg.detector},
+            papo={"segment": {**done, cfg.detector: asdict(cfg)}},
+        )
     with_actions = len(set(rows.column("episode_uid").to_pylist()))
     return SegmentSummary(
         detector=cfg.detector,

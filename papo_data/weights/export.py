@@ -75,9 +75,13 @@ def export_weights(path: Path, cfg: WeightsConfig, out: Path | None = None) -> p
     with DatasetWriter.open(path) as writer:
         with Dataset(path) as ds:
             table = weights_table(ds, cfg)
-        writer.write_sidecar("weights", table, replace={"run_id": cfg.run_id})
         done = writer.info.get("papo", {}).get("weights", {})
-        writer.update_papo(weights={**done, cfg.run_id: asdict(cfg)})
+        writer.write_sidecar(
+            "weights",
+            table,
+            replace={"run_id": cfg.run_id},
+            papo={"weights": {**done, cfg.run_id: asdict(cfg)}},
+        )
     if out is not None:
         commit.write_atomic_table(table, out)
     return table
