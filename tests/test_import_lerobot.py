@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -506,9 +507,48 @@ def _integer_action(root: Path) -> None:
     (root / "meta/info.json").write_text(json.dumps(info))
 
 
+def _edit_parquet(rel: str, edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable:
+    def damage(root: Path) -> None:
+        path = root / rel
+        edit(pd.read_parquet(path)).to_parquet(path)
+
+    return damage
+
+
+def _set(column: str, row: int, value: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def edit(frame: pd.DataFrame) -> pd.DataFrame:
+        frame[column] = frame[column].astype(
+            object if isinstance(value, str) else frame[column].dtype
+        )
+        frame.loc[frame.index[row], column] = value
+        return frame
+
+    return edit
+
+
+EPISODES_FILE = "meta/episodes/chunk-000/file-000.parquet"
+
+
 @pytest.mark.parametrize(
     ("damage", "expected"),
     [
+        (
+            _edit_parquet(EPISODES_FILE, lambda f: f.astype({"data/file_index": "float64"})),
+            "field data/file_index is not all integers",
+        ),
+        (_edit_parquet(EPISODES_FILE, _set("length", 2, 0)), "episode 2 has length < 1"),
+        (
+            _edit_parquet("meta/tasks.parquet", lambda f: f.reset_index(drop=True)),
+            "the task texts (the index, or a column 'task') are not all text",
+        ),
+        (
+            _edit_parquet("meta/tasks.parquet", _set("task_index", 1, 0)),
+            "task_index 0 appears twice",
+        ),
+        (
+            _edit_parquet("data/chunk-000/file-000.parquet", _set("frame_index", 3, 2)),
+            "row 3: frame_index 2 of episode 0 appears twice",
+        ),
         (_drop_action_feature, "meta/info.json: feature action is missing"),
         (_integer_action, "feature action is int64 of shape [7], expected a fixed-length float"),
         (_nan_action, "data/chunk-000/file-001.parquet: row 4: field action is NaN or infinite"),

@@ -201,7 +201,14 @@ def read_tasks(src: Path) -> dict[int, str]:
         frame = frame.set_index("task")
     if "task_index" not in frame.columns:
         raise BadInput(f"{path}: field task_index is missing")
-    return {int(i): str(t) for t, i in zip(frame.index, frame["task_index"], strict=True)}
+    if not pd.api.types.is_string_dtype(frame.index) or frame.index.hasnans:
+        raise BadInput(f"{path}: the task texts (the index, or a column 'task') are not all text")
+    index = frame["task_index"]
+    if not pd.api.types.is_integer_dtype(index):
+        raise BadInput(f"{path}: field task_index has type {index.dtype}, expected integers")
+    if index.duplicated().any():
+        raise BadInput(f"{path}: task_index {index[index.duplicated()].iloc[0]} appears twice")
+    return {int(i): str(t) for t, i in zip(frame.index, index, strict=True)}
 
 
 def read_episodes(src: Path) -> tuple[pd.DataFrame, list[str]]:
@@ -219,6 +226,12 @@ def read_episodes(src: Path) -> tuple[pd.DataFrame, list[str]]:
             parts.append(pq.read_table(path, columns=list(EPISODE_KEYS)).to_pandas())
         others += [n for n in names if n not in others]
     episodes = pd.concat(parts, ignore_index=True).sort_values("episode_index")
+    for key in EPISODE_KEYS:  # a null turns a pandas column into floats
+        if not pd.api.types.is_integer_dtype(episodes[key]):
+            raise BadInput(f"{src / EPISODES_GLOB}: field {key} is not all integers")
+    if (episodes["length"] < 1).any():
+        e = episodes.loc[episodes["length"] < 1, "episode_index"].iloc[0]
+        raise BadInput(f"{src / EPISODES_GLOB}: episode {e} has length < 1 (no frames)")
     dup = episodes["episode_index"].duplicated()
     if dup.any():
         twice = episodes.loc[dup, "episode_index"].iloc[0]
@@ -359,12 +372,13 @@ def vectors(
         raise BadInput(f"{where}: row {row}: field {name} has {lengths[row]} values, not {dim}")
     values = np.full((len(col), dim), np.nan, dtype=np.float32)
     flat = pc.list_flatten(col.filter(pa.array(~null)))
-    values[~null] = flat.to_numpy(zero_copy_only=False).reshape(-1, dim)
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, refused below
+        values[~null] = flat.to_numpy(zero_copy_only=False).reshape(-1, dim)
+    bad = np.asarray(~np.isfinite(values).all(axis=1)) & ~null  # nulls inside a list: NaN too
+    if bad.any():
+        raise BadInput(f"{where}: row {_first(bad)}: field {name} is NaN or infinite (as float32)")
     if nullable:
         return np.ma.MaskedArray(values, mask=np.repeat(null[:, None], dim, axis=1))
-    bad = np.asarray(~np.isfinite(values).all(axis=1))  # nulls inside a list became NaN too
-    if bad.any():
-        raise BadInput(f"{where}: row {_first(bad)}: field {name} is NaN or infinite")
     return values
 
 
@@ -443,6 +457,13 @@ def episodes_of_file(
                 f"{where}: episode {e} has {hi - lo} frames, the episodes metadata says {length}"
             )
         rows = order[lo:hi]
+        twice = np.flatnonzero(np.diff(values["frame_index"][rows]) == 0)
+        if len(twice):
+            row = rows[twice[0] + 1]
+            raise BadInput(
+                f"{where}: row {row}: frame_index {values['frame_index'][row]} of episode {e} "
+                "appears twice"
+            )
         task = int(values["task_index"][rows[0]])
         if task not in src.tasks:
             raise BadInput(
