@@ -369,3 +369,23 @@ def test_offline_training_on_all_equal_outcomes_says_there_was_no_update(
     assert "no update: every group's outcomes are equal" in done.stdout, done.stdout
     assert "nan" not in done.stdout
     assert done.stderr.strip().startswith("papo train: warning: 2 of 2 groups"), done.stderr
+
+
+def test_the_python_api_takes_str_paths_and_names_a_wrong_argument(
+    estimated: Path, dataset: Path, tmp_path: Path
+) -> None:
+    from papo_data.planning.figures import action_trace
+    from papo_data.report import write_report
+    from papo_data.train.policy import load_checkpoint
+    from papo_data.weights.export import WeightsConfig, export_weights
+
+    table = export_weights(str(dataset), WeightsConfig(), out=str(tmp_path / "w.parquet"))
+    assert table.num_rows == pq.read_table(tmp_path / "w.parquet").num_rows > 0
+    write_report(str(dataset), str(tmp_path / "r.html"))
+    assert (tmp_path / "r.html").stat().st_size > 0
+    assert load_checkpoint(str(estimated.parent / "bc.pt"))[1] == {}  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="give an open dataset"):
+        action_trace(str(dataset), "x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"give a tuple of task names, e.g. \('pick-place-v3',\)"):
+        collect(tmp_path / "new", CollectConfig(tasks="pick-place-v3"))  # type: ignore[arg-type]
+    assert not (tmp_path / "new").exists()

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from conftest import create, random_episode
 
@@ -181,3 +182,37 @@ def test_sigkill_mid_write_leaves_a_valid_dataset(small_dataset: Path) -> None:
     with DatasetWriter.open(small_dataset) as w:  # rolls forward, cleans staged files
         w.add_episode(random_episode(np.random.default_rng(9), "after", 3))
     assert validate(small_dataset) == []
+
+
+def test_an_open_dataset_sees_later_commits(small_dataset: Path) -> None:
+    """A notebook opens `ds` in one cell and runs commands in later ones."""
+    ds = open_dataset(small_dataset)
+    episodes = ds.sql("select count(*) from episodes").item()
+    assert ds.sql("select count(*) from planning_actions").item() == 0
+    rows = {"episode_uid": ["ep0"], "frame_index": [1], "window": [2], "variation_score": [1.0],
+            "outcome_score": [None], "score": [1.0], "rank": [1], "detector": ["mine"]}  # fmt: skip
+    with DatasetWriter.open(small_dataset) as w:
+        w.write_sidecar("planning_actions", pa.table(rows))
+        w.add_episode(random_episode(np.random.default_rng(9), "later", 4))
+    assert ds.sql("select count(*) from planning_actions").item() == 1
+    with DatasetWriter.open(small_dataset) as w:  # replaces the part file read above
+        w.write_sidecar("planning_actions", pa.table(rows), replace={"detector": "mine"})
+    assert ds.sql("select count(*) from planning_actions").item() == 1
+    assert ds.sql("select count(*) from episodes").item() == episodes + 1
+    assert ds.info["total_episodes"] == episodes + 1
+    ds.close()
+
+
+@pytest.mark.parametrize("flag", [np.nan, 0.7, 2])
+def test_a_success_flag_must_be_a_bool_or_0_1(small_dataset: Path, flag: float) -> None:
+    ep = random_episode(np.random.default_rng(0), "flags", 3)
+    ep.success = np.array([0.0, 0.0, flag])
+    with DatasetWriter.open(small_dataset) as w, pytest.raises(ValueError, match="frame 2"):
+        w.add_episode(ep)  # BadInput is a ValueError
+
+
+def test_rows_that_are_not_a_table_are_named(small_dataset: Path) -> None:
+    import pandas as pd
+
+    with DatasetWriter.open(small_dataset) as w, pytest.raises(BadInput, match="pandas"):
+        w.write_sidecar("planning_actions", pd.DataFrame({"episode_uid": ["ep0"]}))

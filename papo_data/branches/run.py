@@ -72,6 +72,8 @@ class BranchConfig:
     zero advantage, so their weights change nothing (the training loop's choice)."""
 
     def check(self) -> None:
+        if isinstance(self.interventions, str):  # ("hold") is a string, not a tuple
+            raise BadInput(f"interventions: give a tuple, e.g. ({self.interventions!r},)")
         unknown = [i for i in self.interventions if i not in INTERVENTIONS]
         if unknown or not self.interventions:
             raise BadInput(
@@ -248,6 +250,7 @@ def branch(
 ) -> BranchSummary:
     """Branch the planning actions of `cfg.detector` in the dataset at `path`; commits every
     `commit_every` planning actions, so a kill loses at most that much work."""
+    path = Path(path)
     cfg.check()
     if workers < 1:
         raise BadInput("--workers must be at least 1")

@@ -274,7 +274,10 @@ def writer_lock(root: Path) -> Iterator[None]:
         except BlockingIOError:
             from papo_data.errors import BadInput
 
-            raise BadInput(f"{root}: another papo command is writing this dataset") from None
+            raise BadInput(
+                f"{root}: another papo command, or a DatasetWriter still open in this process, "
+                "is writing this dataset"
+            ) from None
         try:
             yield
         finally:

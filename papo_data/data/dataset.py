@@ -42,13 +42,28 @@ class Dataset:
     def __init__(self, root: str | Path, *, raw: bool = False):
         self.root = Path(root)
         check_root(self.root)
+        self._raw = raw
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._load()
+
+    def _load(self) -> None:
         self.view = commit.overlay(self.root)
         info_path = self.view.readable(self.root / lerobot.INFO_PATH)
         self.info: dict[str, Any] = lerobot.read_info(self.root, info_path)
         self.dims = lerobot.dims(self.info)
         self.files = {t: files.table_files(self.root, t, self.view) for t in schema.TABLES}
-        self._raw = raw
-        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def refresh(self) -> None:
+        """See the dataset's latest commit (`sql` and `arrow` call this before each query, so a
+        handle opened in one notebook cell sees what later cells' commands wrote)."""
+        view = commit.overlay(self.root)
+        now = {t: files.table_files(self.root, t, view) for t in schema.TABLES}
+        if view == self.view and now == self.files:
+            return
+        self._load()
+        if self._con is not None:
+            for table in schema.TABLES:
+                self._create_view(table)
 
     def check_files(self) -> None:
         """Raise BadInput on the first unreadable or non-conforming file (footers only: fast)."""
@@ -107,6 +122,7 @@ class Dataset:
 
     def arrow(self, query: str, params: dict[str, Any] | None = None) -> pa.Table:
         """Run a query over the views; the result as a pyarrow Table (vectors stay fixed-size)."""
+        self.refresh()
         try:
             rel = self.con.sql(query, params=params)
             if rel is None:
@@ -120,6 +136,7 @@ class Dataset:
     ) -> Iterator[pa.Table]:
         """Run a query over the views; the result in pieces of about `rows` rows, so a large
         result never sits in memory whole (vectors stay fixed-size)."""
+        self.refresh()
         try:
             rel = self.con.sql(query, params=params)
             if rel is None:

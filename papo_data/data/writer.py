@@ -78,6 +78,12 @@ def _check_episode(ep: Episode, dims: schema.Dims) -> int:
             if bad.any():
                 frame = int(np.argwhere(bad)[0][0])
                 raise BadInput(f"{where}: frame {frame}: field {name} is NaN or infinite")
+        if name in ("next.success", "next.done"):  # a flag: 0.7 or NaN must not become True
+            flags = np.asarray(arr)
+            bad = ~np.isin(flags, (0, 1)) if flags.dtype != bool else np.zeros(t, dtype=bool)
+            if bad.any():
+                frame = int(np.argwhere(bad)[0][0])
+                raise BadInput(f"{where}: frame {frame}: field {name} is not a bool or 0/1")
     return t
 
 
@@ -85,6 +91,11 @@ def conform(rows: pa.Table | pl.DataFrame, table: str, dims: schema.Dims) -> pa.
     """Rows as the table's exact Arrow schema, in schema order; BadInput names what is off."""
     ts = schema.load(table)
     tbl = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
+    if not isinstance(tbl, pa.Table):
+        raise BadInput(
+            f"{table}: rows must be a pyarrow Table or a polars DataFrame, got "
+            f"{type(rows).__module__}.{type(rows).__name__}"
+        )
     missing = [n for n in ts.names if n not in tbl.column_names]
     if missing:
         raise BadInput(f"{table}: field {missing[0]} is missing")

@@ -50,7 +50,9 @@ def recorded_config(ds: Dataset, detector: str) -> SegmentConfig:
     return SegmentConfig(**{k: v for k, v in record.items() if k in known} | {"detector": detector})
 
 
-def _check_detector(detector: str) -> None:
+def _check_detector(detector: str, ds: object) -> None:
+    if not isinstance(ds, Dataset):  # a path, say: the figures read an open dataset
+        raise BadInput(f"give an open dataset, papo_data.open_dataset({str(ds)!r}), not {ds!r}")
     if detector not in DETECTORS:
         raise BadInput(f"detector must be one of {', '.join(DETECTORS)}: {detector!r}")
 
@@ -95,7 +97,7 @@ def action_trace(ds: Dataset, episode_uid: str, detector: str = "joint") -> Figu
     """One episode's action dims over its frames (one panel each), with the planning actions of
     `detector` shaded over their windows [frame, frame + window) and labelled `#rank score`, and
     the first successful frame marked by a dashed line."""
-    _check_detector(detector)
+    _check_detector(detector, ds)
     episode = _episode(ds, episode_uid)
     actions = _actions(ds, episode_uid)
     plans = _planning_actions(ds, episode_uid, detector)
@@ -166,7 +168,7 @@ def group_contrast(ds: Dataset, group_id: str, detector: str = "joint") -> Figur
     the failed siblings (among those still running), and a bottom panel with the outcome
     contrast o_t of the group (settings of the last joint run) and ticks at the planning
     actions of `detector` of the successful and failed siblings."""
-    _check_detector(detector)
+    _check_detector(detector, ds)
     counts = _outcome_counts(ds, group_id)
     names = action_names(ds)
     stats = ds.sql(

@@ -510,11 +510,12 @@ def build_report(
     traces: int = 3,
 ) -> Report:
     """The report page of `dataset` (and of the training run folder `run`), as HTML text."""
+    dataset = Path(dataset)
     if detector is not None and detector not in DETECTORS:
         raise BadInput(f"detector must be one of {', '.join(DETECTORS)}: {detector!r}")
     if traces < 0:
         raise BadInput(f"traces must be at least 0, got {traces}")
-    metrics = read_metrics(run) if run is not None else None  # bad input before any work
+    metrics = read_metrics(Path(run)) if run is not None else None  # bad input before work
     with open_dataset(dataset) as ds:
         shown = detector_to_show(ds, detector)
         points = ds.sql(sql_text(__file__, "causal_points.sql"))
@@ -552,6 +553,7 @@ def write_report(
     traces: int = 3,
 ) -> Report:
     """Build the report and write it to `out` atomically (a temp name, then a rename)."""
+    out = Path(out)
     if out.is_dir():
         raise BadInput(f"{out}: is a directory (--out names the HTML file to write)")
     report = build_report(dataset, run, detector=detector, traces=traces)

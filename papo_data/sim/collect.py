@@ -64,6 +64,8 @@ class CollectConfig:
     """Horizon; default the simulator's (500 in Meta-World)."""
 
     def check(self, env: EnvAdapter) -> None:
+        if isinstance(self.tasks, str):  # ("pick-place-v3") is a string, not a tuple
+            raise BadInput(f"tasks: give a tuple of task names, e.g. ({self.tasks!r},)")
         known = env.tasks()
         for task in self.tasks:
             if task not in known:
@@ -259,6 +261,7 @@ def collect(
 ) -> dict[str, int]:
     """Collect into `path` (created if absent); returns counts of written and skipped episodes.
     `progress(total)` is called once the work is known and returns a per-group callback."""
+    path = Path(path)
     env = make_env(cfg.env)
     cfg.check(env)
     if workers < 1:

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from papo_data.data.dataset import Dataset
+from papo_data.errors import BadInput
 from papo_data.train.batch import load_batch, read_weights_file
 from papo_data.train.grpo import GRPOConfig, update
 from papo_data.train.policy import load_checkpoint, save_checkpoint
@@ -31,6 +32,10 @@ def train_offline(
 ) -> dict[str, float]:
     """Update the policy of `init` on every episode of `dataset`, weighting the advantage by the
     weights file (None: plain GRPO); writes `out` and returns the update's metrics."""
+    dataset, init, out = Path(dataset), Path(init), Path(out)
+    if weights is not None and not isinstance(weights, (str, Path)):
+        raise BadInput("weights: give the path of a weights .parquet file (export-weights --out)")
+    weights = None if weights is None else Path(weights)
     cfg.grpo.check()
     policy, _ = load_checkpoint(init)
     weight_table = read_weights_file(weights) if weights is not None else None

@@ -234,6 +234,7 @@ def train(
 ) -> pa.Table:
     """Run (or resume) the loop; returns the metrics table. `progress(start, total)` returns a
     callback called with each iteration's metrics."""
+    run = Path(run)
     cfg.check()
     policy, optimizer, start, rows = _start(run, cfg, resume)
     reference = load_checkpoint(Path(cfg.init))[0] if cfg.grpo.beta > 0 else None

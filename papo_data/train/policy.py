@@ -112,11 +112,12 @@ def save_checkpoint(path: Path, policy: TokenPolicy, **extra: Any) -> None:
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    commit.write_atomic_bytes(buffer.getvalue(), path)
+    commit.write_atomic_bytes(buffer.getvalue(), Path(path))
 
 
 def load_checkpoint(path: Path) -> tuple[TokenPolicy, dict[str, Any]]:
     """(policy, the checkpoint's other entries). Never unpickles: `weights_only=True`."""
+    path = Path(path)
     if not path.is_file():
         raise BadInput(f"{path}: no such checkpoint")
     try:

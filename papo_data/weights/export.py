@@ -69,6 +69,7 @@ def weights_table(ds: Dataset, cfg: WeightsConfig) -> pa.Table:
 
 def export_weights(path: Path, cfg: WeightsConfig, out: Path | None = None) -> pa.Table:
     """Write this run's weights into the dataset (replacing the same run id) and to `out`."""
+    path, out = Path(path), None if out is None else Path(out)
     cfg.check()
     if out is not None and out.suffix != ".parquet":
         raise BadInput(f"--out {out}: give a .parquet file")
