@@ -13,12 +13,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from papo_data import open_dataset
-from papo_data.data.commit import (
-    check_writable,
-    remove_stale_siblings,
-    temp_name,
-    write_parquet,
-)
+from papo_data.data.commit import check_writable, write_atomic, write_parquet
 from papo_data.data.dataset import Dataset
 from papo_data.errors import BadInput
 from papo_data.schema import TABLES
@@ -160,15 +155,7 @@ def _parquet_stream(ds: Dataset, query: str, tmp: Path) -> int:
 
 
 def _write_atomic(out: Path, write: Callable[[Path], int]) -> int:
-    """`write(tmp)` into a hidden sibling, then a rename: never a half-written output."""
-    out.parent.mkdir(parents=True, exist_ok=True)  # like every other --out
-    remove_stale_siblings(out)
-    tmp = temp_name(out)  # a plain open(): the file gets the umask's mode, as other outputs do
     try:
-        n = write(tmp)
-        tmp.replace(out)
+        return write_atomic(out, write)  # the file gets the umask's mode, as other outputs do
     except OSError as e:
         raise BadInput(f"{out}: cannot write ({e.strerror})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return n

@@ -17,10 +17,11 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,6 +31,7 @@ from papo_data.errors import BadInput
 JOURNAL = "meta/.papo-journal.json"
 LOCK = "meta/.papo-lock"
 TMP_MARK = ".tmp-"
+T = TypeVar("T")
 
 
 def temp_name(final: Path) -> Path:
@@ -127,30 +129,27 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, compression="zstd")
 
 
-def write_atomic_table(table: pa.Table, final: Path) -> None:
-    """Write one standalone Parquet file (not part of a dataset) atomically."""
+def write_atomic(final: Path, write: Callable[[Path], T]) -> T:
+    """Write one standalone file (not part of a dataset) atomically: `write(tmp)` fills a hidden
+    sibling, which is synced and renamed onto `final`; what `write` returns is returned."""
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_siblings(final)
     tmp = temp_name(final)
     try:
-        write_parquet(table, tmp)
+        result = write(tmp)
         _fsync_file(tmp)
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+    return result
+
+
+def write_atomic_table(table: pa.Table, final: Path) -> None:
+    write_atomic(final, lambda tmp: write_parquet(table, tmp))
 
 
 def write_atomic_bytes(data: bytes, final: Path) -> None:
-    """Write one standalone file (not part of a dataset) atomically."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_siblings(final)
-    tmp = temp_name(final)
-    try:
-        tmp.write_bytes(data)
-        _fsync_file(tmp)
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(final, lambda tmp: tmp.write_bytes(data))
 
 
 @dataclass

@@ -8,6 +8,7 @@ episodes it had not flushed and never leaves a half-written file behind.
 from __future__ import annotations
 
 import json
+from collections.abc import KeysView
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,8 +165,12 @@ class DatasetWriter:
         episodes = ds.sql("SELECT episode_uid, policy_id FROM episodes")
         # collect compares these with its policy before it skips an episode it finds
         self.policy_ids: dict[str, str] = dict(episodes.iter_rows())
-        self.episode_uids = set(self.policy_ids)
         ds.close()
+
+    @property
+    def episode_uids(self) -> KeysView[str]:
+        """The uids of every episode in the dataset, buffered ones included."""
+        return self.policy_ids.keys()
 
     # -- creating and opening -------------------------------------------------------------
     @classmethod
@@ -231,7 +236,6 @@ class DatasetWriter:
             staged[table] = conform(rows, table, self.dims)
         for table, rows in staged.items():
             self._sidecar_buffer.setdefault(table, []).append(rows)
-        self.episode_uids.add(ep.episode_uid)
         self.policy_ids[ep.episode_uid] = ep.policy_id
         self._buffer.append(ep)
         if len(self._buffer) >= self.flush_every:
