@@ -81,6 +81,26 @@ def test_sql_prints_a_table(small_dataset: Path, capsys: pytest.CaptureFixture[s
     assert "episode_uid" in out and "ep4" in out
 
 
+def test_sql_table_shows_the_first_rows_and_counts_all(
+    small_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    q = "select index, episode_uid from steps order by index"
+    with open_dataset(small_dataset) as ds:
+        n = len(ds.sql(q))
+    assert main(["sql", str(small_dataset), q, "--max-rows", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{n} rows, 2 columns\n")
+    assert "│ 2 " in out and "│ 3 " not in out  # the first three, in order
+    assert f"showing the first 3 of {n} rows" in out
+    # A .txt file gets the same table as the screen, under the same --max-rows.
+    txt = tmp_path / "head.txt"
+    assert main(["sql", str(small_dataset), q, "--max-rows", "3", "--out", str(txt)]) == 0
+    assert txt.read_text() == out
+    assert main(["sql", str(small_dataset), q, "--max-rows", "-1"]) == 0
+    out = capsys.readouterr().out
+    assert f"│ {n - 1} " in out and "showing" not in out
+
+
 def test_sql_formats(
     small_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from papo_data import open_dataset
-from papo_data.data.commit import check_writable, write_atomic, write_parquet
+from papo_data.data.commit import check_writable, write_atomic
 from papo_data.data.dataset import Dataset
 from papo_data.errors import BadInput
 from papo_data.schema import TABLES
@@ -42,7 +44,7 @@ def add_parser(verbs: Any) -> None:
         "--max-rows",
         type=int,
         default=100,
-        help="rows shown in table format (default 100; -1 shows all)",
+        help="rows shown in table format, under a count of all (default 100; -1 shows all)",
     )
     p.set_defaults(handler=run)
 
@@ -87,25 +89,90 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.out, dataset=Path(args.dataset))
     with open_dataset(args.dataset) as ds:
         _check_read_only(ds.con, args.query)
-        if fmt == "parquet":  # streamed: a result of millions of steps never sits in memory
-            n = _write_atomic(args.out, lambda tmp: _parquet_stream(ds, args.query, tmp))
-            print(f"wrote {n} rows to {args.out}")
+        # Streamed piece by piece (json aside): a result of millions of steps never sits in
+        # memory whole, and a table shows its first rows while counting the rest.
+        pieces = _pieces(ds, args.query)
+        text = {"table": _table, "csv": _csv, "json": _json}.get(fmt)
+        if args.out is None:
+            assert text is not None
+            text(pieces, sys.stdout, args.max_rows)
             return 0
-        df = ds.sql(args.query)
-    if args.out is None:
-        if fmt == "table":
-            with pl.Config(
-                tbl_rows=args.max_rows, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=160
-            ):
-                print(df)
-        elif fmt == "csv":
-            print(_flat(df).write_csv(), end="")
-        else:
-            print(_flat(df, nested=True).write_json())
-        return 0
-    _write(df, args.out, fmt)
-    print(f"wrote {len(df)} rows to {args.out}")
+
+        def write_file(tmp: Path) -> int:
+            if text is None:
+                return _parquet(pieces, tmp)
+            with open(tmp, "w", newline="") as f:
+                return text(pieces, f, args.max_rows)
+
+        n = _write_atomic(args.out, write_file)
+    print(f"wrote {n} rows to {args.out}")
     return 0
+
+
+def _pieces(ds: Dataset, query: str) -> Iterator[pa.Table]:
+    """The result in pieces; at least one, so an empty result still has its columns."""
+    empty = True
+    for piece in ds.arrow_batches(query):
+        empty = False
+        yield piece
+    if empty:
+        yield ds.arrow(query)
+
+
+def _table(pieces: Iterator[pa.Table], out: TextIO, max_rows: int) -> int:
+    head, n = [], 0
+    for piece in pieces:
+        if max_rows == -1 or n < max_rows:
+            head.append(piece if max_rows == -1 else piece.slice(0, max_rows - n))
+        n += piece.num_rows
+    df = pl.from_arrow(pa.concat_tables(head))
+    assert isinstance(df, pl.DataFrame)
+    with pl.Config(
+        tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=160,
+        tbl_hide_dataframe_shape=True,
+    ):  # fmt: skip
+        out.write(f"{_count(n, 'row')}, {_count(df.width, 'column')}\n{df}\n")
+    if n > len(df):
+        out.write(
+            f"showing the first {len(df)} of {n} rows (--max-rows -1 shows all; --out FILE "
+            "writes them)\n"
+        )
+    return n
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _csv(pieces: Iterator[pa.Table], out: TextIO, max_rows: int) -> int:
+    n = 0
+    for i, piece in enumerate(pieces):
+        df = pl.from_arrow(piece)
+        assert isinstance(df, pl.DataFrame)
+        out.write(_flat(df).write_csv(include_header=i == 0))
+        n += len(df)
+    return n
+
+
+def _json(pieces: Iterator[pa.Table], out: TextIO, max_rows: int) -> int:
+    df = pl.from_arrow(pa.concat_tables(list(pieces)))  # one JSON array: written whole
+    assert isinstance(df, pl.DataFrame)
+    out.write(_flat(df, nested=True).write_json() + "\n")
+    return len(df)
+
+
+def _parquet(pieces: Iterator[pa.Table], tmp: Path) -> int:
+    n, writer = 0, None
+    try:
+        for piece in pieces:
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, piece.schema, compression="zstd")
+            writer.write_table(piece)
+            n += piece.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return n
 
 
 def _check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
@@ -123,35 +190,6 @@ def _check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
                 f"papo sql runs read-only queries (SELECT, WITH, FROM, DESCRIBE, SUMMARIZE, "
                 f"EXPLAIN), not {statement.type.name}; to save a result use --out FILE"
             )
-
-
-def _write(df: pl.DataFrame, out: Path, fmt: str) -> None:
-    def write(tmp: Path) -> int:
-        if fmt == "csv":
-            _flat(df).write_csv(tmp)
-        elif fmt == "json":
-            _flat(df, nested=True).write_json(tmp)
-        else:
-            tmp.write_text(str(df) + "\n")
-        return len(df)
-
-    _write_atomic(out, write)
-
-
-def _parquet_stream(ds: Dataset, query: str, tmp: Path) -> int:
-    n, writer = 0, None
-    try:
-        for piece in ds.arrow_batches(query):
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, piece.schema, compression="zstd")
-            writer.write_table(piece)
-            n += piece.num_rows
-        if writer is None:  # no rows and no batch: the empty result's columns
-            write_parquet(ds.arrow(query), tmp)
-    finally:
-        if writer is not None:
-            writer.close()
-    return n
 
 
 def _write_atomic(out: Path, write: Callable[[Path], int]) -> int:
