@@ -507,6 +507,12 @@ def _integer_action(root: Path) -> None:
     (root / "meta/info.json").write_text(json.dumps(info))
 
 
+def _undeclared_reward(root: Path) -> None:
+    info = json.loads((root / "meta/info.json").read_text())
+    del info["features"]["next.reward"]
+    (root / "meta/info.json").write_text(json.dumps(info))
+
+
 def _edit_parquet(rel: str, edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable:
     def damage(root: Path) -> None:
         path = root / rel
@@ -558,6 +564,10 @@ EPISODES_FILE = "meta/episodes/chunk-000/file-000.parquet"
         ),
         (_truncate, "data/chunk-000/file-001.parquet: not a readable Parquet file"),
         (_v21, "field codebase_version is 'v2.1', expected 'v3.0'"),
+        (
+            _undeclared_reward,
+            "file-000.parquet: column next.reward is not declared in meta/info.json features",
+        ),
         (_orphan_data_file, "file-002.parquet: no episode of the episodes metadata refers to"),
     ],
 )

@@ -416,6 +416,14 @@ def read_data_file(src: Source, path: Path) -> tuple[dict[str, np.ndarray], str]
     try:
         with readable_parquet(where):
             names = pq.read_schema(path).names
+            # LeRobot refuses such a file too; importing it would drop the column silently
+            # (an undeclared `next.reward` became 0 on every frame).
+            undeclared = [c for c in names if c not in src.info["features"]]
+            if undeclared:
+                raise BadInput(
+                    f"{where}: column {undeclared[0]} is not declared in meta/info.json "
+                    "features (LeRobot refuses undeclared columns); declare it or drop it"
+                )
             missing = [c for c in wanted if c not in names]
             if missing:
                 raise BadInput(f"{where}: field {missing[0]} is not a column of this file")
