@@ -216,3 +216,26 @@ def test_rows_that_are_not_a_table_are_named(small_dataset: Path) -> None:
 
     with DatasetWriter.open(small_dataset) as w, pytest.raises(BadInput, match="pandas"):
         w.write_sidecar("planning_actions", pd.DataFrame({"episode_uid": ["ep0"]}))
+
+
+def test_sidecar_rows_must_refer_to_a_frame_of_a_known_episode(small_dataset: Path) -> None:
+    """What `validate` would find afterwards is refused before anything is written."""
+    with open_dataset(small_dataset) as ds:
+        length = ds.sql("select length from episodes where episode_uid = 'ep1'").item()
+    rows = {"episode_uid": ["ep0", "ep1"], "frame_index": [1, length - 1], "window": [2, 2],
+            "variation_score": [1.0, 1.0], "outcome_score": [None, None], "score": [1.0, 1.0],
+            "rank": [1, 1], "detector": ["mine", "mine"]}  # fmt: skip
+    with DatasetWriter.open(small_dataset) as w:
+        w.write_sidecar("planning_actions", pa.table(rows))  # the last frame is a frame
+        bad = {**rows, "frame_index": [1, length]}
+        with pytest.raises(BadInput, match=f"row 1: field frame_index {length} is outside"):
+            w.write_sidecar("planning_actions", pa.table(bad), replace={"detector": "mine"})
+        bad = {**rows, "frame_index": [-1, 1]}
+        with pytest.raises(BadInput, match="row 0: field frame_index -1 is outside episode 'ep0'"):
+            w.write_sidecar("planning_actions", pa.table(bad))
+        bad = {**rows, "episode_uid": ["ep0", "nope"]}
+        with pytest.raises(BadInput, match="row 1: field episode_uid 'nope' is not in episodes"):
+            w.write_sidecar("planning_actions", pa.table(bad))
+    with open_dataset(small_dataset) as ds:  # the refused writes left the first one alone
+        assert ds.sql("select count(*) from planning_actions").item() == 2
+        assert validate(small_dataset) == []

@@ -11,7 +11,7 @@ import json
 from collections.abc import KeysView
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,13 @@ from papo_data.data.dataset import Dataset, check_root
 from papo_data.errors import BadInput
 
 MB = 1024 * 1024
+
+
+class Known(NamedTuple):
+    """What the writer keeps of each episode in the dataset or in its buffer."""
+
+    policy_id: str
+    length: int
 
 
 @dataclass
@@ -162,15 +169,16 @@ class DatasetWriter:
         ).rows()
         self._last_data = (last[0][0], last[0][1]) if last else None
         self._last_meta = (last[0][2], last[0][3]) if last else None
-        episodes = ds.sql("SELECT episode_uid, policy_id FROM episodes")
-        # collect compares these with its policy before it skips an episode it finds
-        self.policy_ids: dict[str, str] = dict(episodes.iter_rows())
+        episodes = ds.sql("SELECT episode_uid, policy_id, length FROM episodes")
+        # collect compares the policy with its own before it skips an episode it finds;
+        # sidecar rows are checked against the length
+        self.episodes: dict[str, Known] = {u: Known(p, n) for u, p, n in episodes.iter_rows()}
         ds.close()
 
     @property
     def episode_uids(self) -> KeysView[str]:
         """The uids of every episode in the dataset, buffered ones included."""
-        return self.policy_ids.keys()
+        return self.episodes.keys()
 
     # -- creating and opening -------------------------------------------------------------
     @classmethod
@@ -224,7 +232,7 @@ class DatasetWriter:
     ) -> None:
         """Buffer one episode; it is committed at the next `flush()` (or every `flush_every`).
         `sidecars` rows that belong to it (e.g. its snapshots) are committed with it."""
-        _check_episode(ep, self.dims)
+        length = _check_episode(ep, self.dims)
         if ep.episode_uid in self.episode_uids:
             raise BadInput(
                 f"episode {ep.episode_uid!r}: field episode_uid is already in the dataset"
@@ -236,7 +244,7 @@ class DatasetWriter:
             staged[table] = conform(rows, table, self.dims)
         for table, rows in staged.items():
             self._sidecar_buffer.setdefault(table, []).append(rows)
-        self.policy_ids[ep.episode_uid] = ep.policy_id
+        self.episodes[ep.episode_uid] = Known(ep.policy_id, length)
         self._buffer.append(ep)
         if len(self._buffer) >= self.flush_every:
             self.flush()
@@ -429,9 +437,7 @@ class DatasetWriter:
             raise BadInput(f"{table}: not a sidecar table ({', '.join(schema.SIDECAR_TABLES)})")
         self.flush()
         tbl = conform(rows, table, self.dims)
-        unknown = set(pc.unique(tbl.column("episode_uid")).to_pylist()) - self.episode_uids
-        if unknown:
-            raise BadInput(f"{table}: field episode_uid {sorted(unknown)[0]!r} is not in episodes")
+        self._check_refers(table, tbl)
         txn = commit.Transaction(self.root)
         parts = files.table_files(self.root, table, commit.overlay(self.root))
         if replace:
@@ -454,6 +460,28 @@ class DatasetWriter:
         txn.commit()
         if info is not None:
             self.info = info
+
+    def _check_refers(self, table: str, rows: pa.Table) -> None:
+        """Each row's episode is in the dataset and, where the table refers to a frame, the
+        frame is one of the episode's (what `validate` checks, before anything is written)."""
+        uids = pa.array(list(self.episodes), pa.string())
+        at = pc.index_in(rows.column("episode_uid"), value_set=uids)
+        if at.null_count:
+            row = int(np.flatnonzero(np.asarray(at.is_null()))[0])
+            uid = rows.column("episode_uid")[row].as_py()
+            raise BadInput(f"{table}: row {row}: field episode_uid {uid!r} is not in episodes")
+        if schema.load(table).refers_to != "frame":
+            return
+        lengths = np.fromiter((k.length for k in self.episodes.values()), np.int64)
+        frame = np.asarray(rows.column("frame_index"))
+        bad = np.flatnonzero((frame < 0) | (frame >= lengths[np.asarray(at)]))
+        if len(bad):
+            row = int(bad[0])
+            uid = rows.column("episode_uid")[row].as_py()
+            raise BadInput(
+                f"{table}: row {row}: field frame_index {frame[row]} is outside episode {uid!r} "
+                f"(frames 0..{lengths[np.asarray(at)[row]] - 1})"
+            )
 
     def compact(self, table: str) -> None:
         """Rewrite a sidecar table's parts as one sorted part, in one commit (appending in

@@ -23,7 +23,7 @@ import pyarrow as pa
 from papo_data.data.commit import write_atomic_bytes
 from papo_data.data.dataset import has_info
 from papo_data.data.files import POLICY_DIR
-from papo_data.data.writer import DatasetWriter, Episode
+from papo_data.data.writer import DatasetWriter, Episode, Known
 from papo_data.errors import BadInput
 from papo_data.sim import EnvAdapter
 from papo_data.sim.policies import NoisyExpert, NoisyExpertConfig, Policy
@@ -280,7 +280,7 @@ def collect(
     writer = _open_writer(path, env, cfg)
     with writer:
         specs = plan(cfg)
-        _check_same_policy(path, specs, writer.policy_ids, env, cfg)
+        _check_same_policy(path, specs, writer.episodes, env, cfg)
         if cfg.policy != "expert":
             _keep_policy(Path(cfg.policy), path)
         todo = [s for s in specs if s.episode_uid not in writer.episode_uids]
@@ -304,7 +304,11 @@ def collect(
 
 
 def _check_same_policy(
-    path: Path, specs: list[RolloutSpec], have: dict[str, str], env: EnvAdapter, cfg: CollectConfig
+    path: Path,
+    specs: list[RolloutSpec],
+    have: dict[str, Known],
+    env: EnvAdapter,
+    cfg: CollectConfig,
 ) -> None:
     """An episode already in the dataset is skipped, so it must be the one this collection would
     write: the uid names task, seed, group and member, but not the policy or its noise."""
@@ -314,10 +318,10 @@ def _check_same_policy(
             continue
         if spec.task not in wanted:
             wanted[spec.task] = behaviour_policy(env, spec.task, cfg).policy_id
-        if have[spec.episode_uid] != wanted[spec.task]:
+        if have[spec.episode_uid].policy_id != wanted[spec.task]:
             raise BadInput(
                 f"{path}: episode {spec.episode_uid!r} was collected by policy "
-                f"{have[spec.episode_uid]}, not {wanted[spec.task]} (--policy, --noise, "
+                f"{have[spec.episode_uid].policy_id}, not {wanted[spec.task]} (--policy, --noise, "
                 "--delay-prob, --max-delay, --temperature); collect into another dataset, "
                 "or with another --seed"
             )
