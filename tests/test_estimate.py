@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -241,3 +242,36 @@ def test_the_dowhy_report_does_not_depend_on_the_hash_seed(tmp_path: Path) -> No
         reports.append((path / "papo" / "reports" / "dowhy.json").read_bytes())
     assert "observational_effect" in json.loads(reports[0])[0]
     assert reports[1:] == reports[:1] * 2
+
+
+def test_an_inexact_replay_is_left_out_of_the_dowhy_branch_effect(dataset: Path) -> None:
+    """DESIGN §3: a replay mismatch excludes the planning action from every estimate."""
+    from papo_data import DatasetWriter
+
+    with open_dataset(dataset) as ds:
+        hold = ds.sql(
+            "select episode_uid, frame_index, arm, avg(success::int) y from branches "
+            "where intervention = 'hold' and arm <> 'replay' group by all"
+        )
+        wide = hold.pivot(on="arm", index=["episode_uid", "frame_index"], values="y")
+        wide = wide.with_columns(effect=pl.col("factual") - pl.col("alternative"))
+        # the action whose effect is furthest from the mean: leaving it out moves the mean
+        far = wide.sort((pl.col("effect") - pl.col("effect").mean()).abs()).row(-1, named=True)
+        left_out = (far["episode_uid"], far["frame_index"])
+        bad = ds.arrow(
+            "select * from branches where arm = 'replay' and episode_uid = $u and frame_index = $f",
+            {"u": left_out[0], "f": left_out[1]},
+        )
+    kept = wide.filter(
+        ~((pl.col("episode_uid") == left_out[0]) & (pl.col("frame_index") == left_out[1]))
+    )
+    expected = kept["effect"].mean()
+    assert expected != pytest.approx(wide["effect"].mean())
+    exact = bad.schema.get_field_index("replay_exact")
+    bad = bad.set_column(exact, "replay_exact", pa.array([False] * len(bad)))
+    with DatasetWriter.open(dataset) as w:
+        w.write_sidecar("branches", bad, replace={"branch_uid": bad["branch_uid"].to_pylist()})
+    assert main(["estimate", str(dataset)]) == 0
+    report = json.loads((dataset / "papo" / "reports" / "dowhy.json").read_text())
+    assert report[0]["branch_effect"] == pytest.approx(expected, abs=1e-9)
+    assert left_out not in set(causal(dataset).select("episode_uid", "frame_index").iter_rows())

@@ -1,7 +1,13 @@
 -- Interventional effect of each task's planning actions measured by the branches:
--- P(y_x) - P(y_x') of the hold intervention, averaged over planning actions.
+-- P(y_x) - P(y_x') of the hold intervention, averaged over planning actions. As in pairs.sql,
+-- actions whose replay arm did not reproduce the log (or that have none) are left out.
+WITH exact AS (
+    SELECT episode_uid, frame_index FROM branches
+    WHERE arm = 'replay' GROUP BY ALL HAVING bool_and(replay_exact)
+)
 SELECT e.env_id, avg(f.y - a.y) AS effect
-FROM (SELECT episode_uid, frame_index, avg(success::INTEGER) AS y FROM branches
+FROM (SELECT episode_uid, frame_index, avg(success::INTEGER) AS y
+      FROM branches SEMI JOIN exact USING (episode_uid, frame_index)
       WHERE arm = 'factual' AND intervention = 'hold' GROUP BY ALL) f
 JOIN (SELECT episode_uid, frame_index, avg(success::INTEGER) AS y FROM branches
       WHERE arm = 'alternative' AND intervention = 'hold' GROUP BY ALL) a
