@@ -100,6 +100,32 @@ def test_branches_are_well_formed_and_valid(reference: Path) -> None:
     assert df["return"].is_finite().all()
 
 
+def test_the_sibling_arm_needs_a_sibling_acting_through_the_window(reference: Path) -> None:
+    """An opposite-outcome sibling that ended before t + W has no actions to give there: the
+    arm is skipped (it once repeated the sibling's last action, labelled `sibling`)."""
+    with open_dataset(reference) as ds:
+        episodes = ds.sql("select episode_uid, group_id, success, length from episodes")
+        actions = ds.sql(
+            "select episode_uid, frame_index, \"window\" from planning_actions "
+            "where detector = 'joint' order by episode_uid, frame_index limit 6"
+        )
+        branched = ds.sql(
+            "select distinct episode_uid, frame_index from branches where intervention = 'sibling'"
+        )
+    expected, ended = set(), 0
+    for a in actions.iter_rows(named=True):
+        me = episodes.filter(pl.col("episode_uid") == a["episode_uid"]).row(0, named=True)
+        others = episodes.filter(
+            (pl.col("group_id") == me["group_id"]) & (pl.col("success") != me["success"])
+        )
+        through = others.filter(pl.col("length") >= a["frame_index"] + a["window"])
+        if len(through):
+            expected.add((a["episode_uid"], a["frame_index"]))
+        ended += len(others) > 0 and len(through) == 0
+    assert ended, "the fixture should hold an action after its opposite siblings ended"
+    assert set(branched.iter_rows()) == expected
+
+
 def test_replay_arm_matches_the_logged_outcome(reference: Path) -> None:
     with open_dataset(reference) as ds:
         check = ds.sql(

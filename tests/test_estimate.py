@@ -58,8 +58,11 @@ def test_paired_estimates_match_the_branch_counts(dataset: Path) -> None:
             "select episode_uid, frame_index, intervention, seed, arm, success from branches "
             "where arm <> 'replay'"
         )
-        pairs = ds.sql("select count(distinct (episode_uid, frame_index)) n from branches")
-    assert len(rows) == pairs["n"][0] * 3  # hold, noise, sibling per planning action
+        pairs = ds.sql(
+            "select count(distinct (episode_uid, frame_index, intervention)) n from branches "
+            "where arm = 'alternative'"
+        )
+    assert len(rows) == pairs["n"][0]  # one per planning action and intervention branched
     wide = arms.pivot(on="arm", index=["episode_uid", "frame_index", "intervention", "seed"])
     for row in rows.iter_rows(named=True):
         mine = wide.filter(

@@ -160,11 +160,14 @@ def _jobs(
                 alternatives[name] = None
             elif name == "sibling":
                 if t["sibling_uid"] is None:
-                    skipped["sibling: group holds one outcome"] = 1
+                    why = (
+                        "every opposite-outcome sibling ended before the window's end"
+                        if t["mixed_group"]
+                        else "the group holds one outcome"
+                    )
+                    skipped[f"sibling: {why}"] = 1
                     continue
-                sib = by_episode[t["sibling_uid"]]["action"]
-                idx = np.minimum(np.arange(frame, frame + window), len(sib) - 1)
-                alternatives[name] = sib[idx]
+                alternatives[name] = by_episode[t["sibling_uid"]]["action"][frame : frame + window]
         seeds = [branch_seed(cfg.seed, t["episode_uid"], frame, k) for k in range(cfg.n_seeds)]
         job = Job(
             episode_uid=t["episode_uid"],

@@ -123,8 +123,8 @@ def matched(
     logged = _window(me["actions"], w)
     if intervention == "hold":
         alternative = np.repeat(np.asarray(me["actions"][:1], dtype=np.float64), w, axis=0)
-    elif intervention == "sibling":
-        other = [m for m in members if m["y"] != me["y"]]
+    elif intervention == "sibling":  # the sibling the branch engine took (targets.sql)
+        other = [m for m in members if m["y"] != me["y"] and m["through_window"]]
         if not other:
             return None
         alternative = _window(min(other, key=lambda m: m["group_member"])["actions"], w)
