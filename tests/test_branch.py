@@ -106,7 +106,7 @@ def test_the_sibling_arm_needs_a_sibling_acting_through_the_window(reference: Pa
     with open_dataset(reference) as ds:
         episodes = ds.sql("select episode_uid, group_id, success, length from episodes")
         actions = ds.sql(
-            "select episode_uid, frame_index, \"window\" from planning_actions "
+            'select episode_uid, frame_index, "window" from planning_actions '
             "where detector = 'joint' order by episode_uid, frame_index limit 6"
         )
         branched = ds.sql(

@@ -52,6 +52,21 @@ def test_batch_and_none_scaling() -> None:
     np.testing.assert_allclose(none.numpy(), centred)
 
 
+@pytest.mark.parametrize("scale", ["group", "batch", "none"])
+def test_equal_returns_give_no_signal_even_after_rounding(scale: str) -> None:
+    """Seven float32 returns of 0.7 differ by rounding once centred: still no signal."""
+    rewards = torch.cat([torch.full((7,), 0.7), torch.tensor([1.0, 0.0])])
+    groups = torch.tensor([0] * 7 + [1, 1])
+    adv, equal = group_advantages(rewards, groups, scale, 1e-4)
+    assert equal.tolist() == [True, False]
+    assert adv[:7].eq(0).all() and adv[7:].abs().ge(0.5).all()
+
+
+def test_a_batch_of_one_episode_has_no_nan() -> None:
+    adv, equal = group_advantages(torch.tensor([1.0]), torch.tensor([0]), "batch", 1e-4)
+    assert adv.tolist() == [0.0] and equal.tolist() == [True]
+
+
 def test_unit_weights_are_plain_grpo_bit_for_bit() -> None:
     adv, _ = group_advantages(REWARDS, GROUPS, "group", 1e-4)
     episode = torch.repeat_interleave(torch.arange(10), torch.arange(1, 11))

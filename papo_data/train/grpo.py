@@ -39,7 +39,8 @@ class GRPOConfig:
     """Rollouts per group (same task and initial state)."""
     scale_rewards: str = "group"
     """group | batch | none: divide the group-centred reward by the group's std, the batch's std,
-    or nothing (Dr. GRPO)."""
+    or nothing (Dr. GRPO). Sample stds (n - 1), as torch.std and TRL; a group whose rewards are
+    all equal (to 1e-6) gets A = 0 however it is scaled."""
     advantage_epsilon: float = 1e-4
     """eps in (R - mean) / (std + eps)."""
     epsilon_low: float = 0.2
@@ -119,13 +120,19 @@ def group_advantages(
     centred = rewards - mean[groups]
     squares = torch.zeros(n_groups, dtype=rewards.dtype).index_add_(0, groups, centred**2)
     group_std = (squares / (count - 1).clamp(min=1)).sqrt()  # unbiased, as torch.std
+    # Equal to rounding: seven float32 returns of 0.7 are not exactly equal once centred.
+    high = torch.full((n_groups,), -math.inf, dtype=rewards.dtype)
+    high = high.scatter_reduce(0, groups, rewards, "amax")
+    low = torch.full((n_groups,), math.inf, dtype=rewards.dtype)
+    low = low.scatter_reduce(0, groups, rewards, "amin")
+    equal = high - low <= 1e-6 * mean.abs().clamp(min=1)
     if scale == "group":
         advantage = centred / (group_std[groups] + eps)
-    elif scale == "batch":
-        advantage = centred / (rewards.std() + eps)
+    elif scale == "batch":  # one episode has no spread (torch.std would be NaN)
+        advantage = centred / ((rewards.std() if len(rewards) > 1 else 0.0) + eps)
     else:
         advantage = centred
-    return advantage, squares == 0
+    return torch.where(equal[groups], 0.0, advantage), equal
 
 
 def planning_aware_advantages(
