@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from papo_data.data.dataset import Dataset
+from papo_data.errors import BadInput
 from papo_data.train.policy import load_checkpoint
 
 PAPO = str(Path(sys.executable).with_name("papo"))
@@ -211,6 +212,26 @@ def test_offline_refuses_non_token_log_probs(cloned: Path, tmp_path: Path) -> No
     done = papo("train", "--offline", data, "--init", cloned, "--out", tmp_path / "x.pt",
                 "--behaviour", "init")  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+def test_a_weight_at_or_below_zero_is_refused_wherever_it_comes_from(
+    cloned: Path, tmp_path: Path
+) -> None:
+    """A_i * w keeps the sign of A_i only for w > 0: a weights table (as the online loop reads
+    from the dataset) gets the same check as a weights file."""
+    from papo_data.train.batch import load_batch
+
+    data = tmp_path / "expert"
+    assert papo("collect", data, "--tasks", TASK, "--groups", 1, "--group-size", 2,
+                "--max-steps", 20).returncode == 0  # fmt: skip
+    policy, _ = load_checkpoint(cloned)
+    with Dataset(data) as ds:
+        index = ds.arrow('select "index" from steps order by "index"')["index"]
+        weight = np.ones(len(index), dtype=np.float32)
+        load_batch(ds, policy, pa.table({"index": index, "weight": weight}), behaviour="init")
+        weight[3] = -2.0
+        with pytest.raises(BadInput, match="row 3: field weight: must be finite and > 0"):
+            load_batch(ds, policy, pa.table({"index": index, "weight": weight}), behaviour="init")
 
 
 @pytest.mark.parametrize(

@@ -50,10 +50,7 @@ def read_weights_file(path: Path) -> pa.Table:
     if (counts > 1).any():
         row = int(np.sort(first[counts > 1])[0])
         raise BadInput(f"{path}: row {row}: duplicate index {index[row]}")
-    bad = ~(np.isfinite(weight) & (weight > 0))
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise BadInput(f"{path}: row {row}: field weight: must be finite and > 0: {weight[row]}")
+    _check_positive(weight, str(path))
     keys = [c for c in ("episode_uid", "frame_index") if c in table.column_names]
     return table.select(["index", "weight", *keys])  # the keys check the file is this dataset's
 
@@ -89,6 +86,7 @@ def load_batch(
         raise BadInput(f"{ds.root}: the dataset has no episodes to train on")
     if weights is not None:
         _check_coverage(steps, weights, weights_name)
+        _check_positive(weights["weight"].to_numpy(zero_copy_only=False), weights_name)
         if {"episode_uid", "frame_index"} <= set(weights.column_names):
             for wrong in ds.arrow(sql_text(__file__, "weights_mismatch.sql")).to_pylist():
                 raise BadInput(
@@ -126,6 +124,14 @@ def load_batch(
         groups=torch.tensor([e["group_index"] for e in episodes]),
         horizon=int(ds.info.get("papo", {}).get("horizon") or max(torch.bincount(episode))),
     )
+
+
+def _check_positive(weight: np.ndarray, name: str) -> None:
+    """w > 0 everywhere: A_i * w then keeps the sign of A_i (DESIGN §3)."""
+    bad = ~(np.isfinite(weight) & (weight > 0))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise BadInput(f"{name}: row {row}: field weight: must be finite and > 0: {weight[row]}")
 
 
 def _check_coverage(steps: pa.Table, weights: pa.Table, name: str) -> None:
