@@ -7,7 +7,9 @@ by other tools alike:
 - `meta/info.json`: codebase_version "v3.0", the fields `create_empty_dataset_info` writes,
   path templates `data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet` and
   `videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4`;
-- `meta/tasks.parquet`: a pandas frame indexed by `task`, with a `task_index` column;
+- `meta/tasks.parquet`: a pandas frame indexed by the task texts, with a `task_index` column;
+- `meta/stats.json`: feature -> {min, max, mean, std, count, ...}, lists of the feature's length
+  (LeRobot's normaliser reads it: without it, training silently skips normalisation);
 - `meta/episodes/chunk-*/file-*.parquet`: one row per episode, its frames' global range
   `[dataset_from_index, dataset_to_index)`, the data (and video) file holding them, and
   optional `stats/<feature>/<stat>` columns;
@@ -36,6 +38,8 @@ import pyarrow.parquet as pq
 
 INFO_PATH = "meta/info.json"
 TASKS_PATH = "meta/tasks.parquet"
+STATS_PATH = "meta/stats.json"
+STATS = ("min", "max", "mean", "std", "count")  # and LeRobot 0.4's quantiles, not required
 EPISODES_GLOB = "meta/episodes/chunk-*/file-*.parquet"
 DATA_GLOB = "data/chunk-*/file-*.parquet"
 INFO_FIELDS = (
@@ -85,6 +89,7 @@ def check_lerobot_v3(root: str | Path) -> list[str]:
     if info is None:
         return problems
     tasks = _check_tasks(root, info, problems)
+    _check_stats(root, info, problems)
     episodes = _check_episodes(root, info, tasks, problems)
     frames = _check_data_files(root, info, problems)
     if episodes is not None and frames is not None:
@@ -211,9 +216,11 @@ def _check_tasks(root: Path, info: dict[str, Any], problems: list[str]) -> pd.Da
     except (pa.ArrowInvalid, OSError) as e:
         problems.append(f"{TASKS_PATH}: not a readable Parquet file ({e})")
         return None
-    if tasks.index.name != "task":
-        problems.append(f"{TASKS_PATH}: the pandas index is {tasks.index.name!r}, not 'task'")
-        if "task" in tasks.columns:  # judge the rest as if it were
+    # LeRobot reads the texts from the index, whatever its name (its own writer leaves it
+    # unnamed; others name it `task`): row numbers there are wrong texts.
+    if not all(isinstance(t, str) for t in tasks.index):
+        problems.append(f"{TASKS_PATH}: the pandas index does not hold the task texts")
+        if "task" in tasks.columns:  # judge the rest as if it did
             tasks = tasks.set_index("task")
     if "task_index" not in tasks.columns:
         problems.append(f"{TASKS_PATH}: column task_index is missing")
@@ -228,6 +235,36 @@ def _check_tasks(root: Path, info: dict[str, Any], problems: list[str]) -> pd.Da
             f"{INFO_PATH}: total_tasks is {info['total_tasks']}, {TASKS_PATH} holds {len(tasks)}"
         )
     return tasks
+
+
+def _check_stats(root: Path, info: dict[str, Any], problems: list[str]) -> None:
+    path = root / STATS_PATH
+    if not path.is_file():
+        if info["total_episodes"]:
+            problems.append(f"{STATS_PATH}: is missing")
+        return
+    try:
+        stats = json.loads(path.read_text())
+    except ValueError as e:
+        problems.append(f"{STATS_PATH}: not JSON ({e})")
+        return
+    features = info["features"]
+    for key, entry in stats.items() if isinstance(stats, dict) else []:
+        feat = features.get(key)
+        if not isinstance(feat, dict):
+            problems.append(f"{STATS_PATH}: {key} is not a declared feature")
+            continue
+        if not isinstance(entry, dict) or not set(STATS) <= set(entry):
+            problems.append(f"{STATS_PATH}: {key} needs {', '.join(STATS)}")
+            continue
+        width = feat["shape"][-1] if feat.get("dtype") in ("video", "image") else feat["shape"][0]
+        if np.asarray(entry["count"]).shape != (1,):
+            problems.append(f"{STATS_PATH}: {key}.count is not one number")
+        shapes = {np.asarray(entry[stat]).shape for stat in STATS if stat != "count"}
+        if feat.get("dtype") not in ("video", "image") and shapes != {(width,)}:
+            problems.append(f"{STATS_PATH}: {key}: statistics of shape {shapes}, not ({width},)")
+    if not isinstance(stats, dict):
+        problems.append(f"{STATS_PATH}: not a mapping of feature -> statistics")
 
 
 # -- meta/episodes -------------------------------------------------------------------------

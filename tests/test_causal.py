@@ -638,3 +638,19 @@ def test_cluster_bootstrap_resamples_clusters_not_rows() -> None:
     assert apart[0] == base[0]
     width = base[1][1] - base[1][0]
     assert apart[1][1] - apart[1][0] < 0.7 * width
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        ("mean", 0.5), ("pn", 0.8), ("ps", 0.2), ("pns", 0.1),
+        ("mean-lower", 0.3), ("pn-lower", 0.5), ("ps-lower", 0.1), ("pns-lower", 0.05),
+    ],
+)  # fmt: skip
+def test_every_importance_variant_reads_its_columns(how: str, expected: float) -> None:
+    from papo_data.causal.estimate import IMPORTANCE, importance
+
+    row = {"pn": 0.8, "pn_lo": 0.5, "ps": 0.2, "ps_lo": 0.1, "pns": 0.1, "pns_lo": 0.05}
+    assert how in IMPORTANCE
+    assert importance(row, how) == pytest.approx(expected)
+    assert importance({**row, "ps": None, "ps_lo": None}, "mean") == pytest.approx(0.8)

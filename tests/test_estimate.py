@@ -278,3 +278,21 @@ def test_an_inexact_replay_is_left_out_of_the_dowhy_branch_effect(dataset: Path)
     report = json.loads((dataset / "papo" / "reports" / "dowhy.json").read_text())
     assert report[0]["branch_effect"] == pytest.approx(expected, abs=1e-9)
     assert left_out not in set(causal(dataset).select("episode_uid", "frame_index").iter_rows())
+
+
+def test_export_weights_warns_of_estimates_a_new_segmentation_dropped(
+    dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["estimate", str(dataset), "--no-dowhy"]) == 0
+    assert main(["export-weights", str(dataset)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    segment(dataset, SegmentConfig(top_m=1))  # fewer planning actions than were estimated
+    with open_dataset(dataset) as ds:
+        gone = ds.sql(
+            "select count(*) from (select distinct episode_uid, frame_index from causal) "
+            "anti join planning_actions using (episode_uid, frame_index)"
+        ).item()
+    assert gone > 0
+    assert main(["export-weights", str(dataset)]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {gone} estimated actions are not planning actions" in err

@@ -235,7 +235,7 @@ def _missing_video(root: Path) -> None:
     [
         (_drop_column, "data/chunk-000/file-001.parquet: feature action has no column"),
         (_shift_range, "dataset_from_index 25 leaves a gap or overlap"),
-        (_unnamed_task_index, "meta/tasks.parquet: the pandas index is None, not 'task'"),
+        (_unnamed_task_index, "meta/tasks.parquet: the pandas index does not hold the task texts"),
         (_wrong_shape, "column action: dimension 0 has fixed size 7, shape [8]"),
         (_wrong_total, "total_frames is 45, the episodes end at 44"),
         (_missing_video, "file-000.mp4: video file named by the episodes metadata is missing"),
@@ -303,7 +303,7 @@ def test_import_keeps_every_frame_and_maps_outcomes(
     assert "not imported: complementary_info.discount (no papo column)" in lines
     assert "not imported: stats/observation.state/{min,max,mean,std,count} " in stdout
     assert "not imported: stats/action/" in stdout
-    assert "not imported: meta/stats.json (dataset statistics)" in lines
+    assert "not imported: meta/stats.json (papo computes its own statistics)" in lines
     assert not any("not mapped: next.success" in line for line in lines)
     assert any(
         line.startswith("imported 5 episodes (44 frames, 2 tasks, 4 groups)") for line in lines

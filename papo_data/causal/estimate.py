@@ -29,7 +29,7 @@ from papo_data.data.writer import DatasetWriter, conform
 from papo_data.errors import BadInput
 
 DOWHY_REPORT = "papo/reports/dowhy.json"
-IMPORTANCE = ("mean", "pn", "ps", "pns", "mean-lower")
+IMPORTANCE = ("mean", "pn", "ps", "pns", "mean-lower", "pn-lower", "ps-lower", "pns-lower")
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,8 @@ class EstimateConfig:
     """Knobs of `papo estimate`; each has a flag of the same name."""
 
     importance: str = "mean"
-    """I = (PN + PS) / 2 (`mean`), PN, PS, PNS, or the mean of the interval lower ends."""
+    """I = (PN + PS) / 2 (`mean`), PN, PS or PNS; `-lower` takes the lower ends of their
+    intervals instead (`mean-lower`: the mean of PN's and PS's), a cautious I for small K."""
     method: str = "paired"
     """paired (seeds with common random numbers) | bounds (Tian-Pearl, unpaired + logged)."""
     interval: str = "wilson"
@@ -68,12 +69,9 @@ class EstimateConfig:
 def importance(row: dict[str, Any], how: str) -> float:
     """I of DESIGN §3 from a causal row; an undefined PN or PS is left out of the mean, and NaN
     means no evidence either way (export-weights then leaves the window at weight 1)."""
-    if how == "mean-lower":
-        values = [row["pn_lo"], row["ps_lo"]]
-    elif how == "mean":
-        values = [row["pn"], row["ps"]]
-    else:
-        values = [row[how]]
+    what, _, lower = how.partition("-")  # e.g. "pn-lower": the lower end of PN's interval
+    names = ("pn", "ps") if what == "mean" else (what,)
+    values = [row[name + ("_lo" if lower else "")] for name in names]
     defined = [v for v in values if v is not None and not math.isnan(v)]
     return float(np.mean(defined)) if defined else math.nan
 
@@ -220,13 +218,15 @@ def estimate_table(ds: Dataset, cfg: EstimateConfig) -> tuple[pa.Table, Estimate
 
 
 def _amortize(ds: Dataset, detector: str, table: pa.Table, cfg: EstimateConfig) -> AmortizedResult:
-    """Train on the audit set's importance (mean over interventions, undefined = 0)."""
+    """Train on the audit set's importance as export-weights reads it: the mean over the
+    interventions whose importance is defined, 0 when none is (weights.sql)."""
     per_action: dict[tuple[str, int], list[float]] = {}
     for r in table.to_pylist():
         if audited(r["episode_uid"], r["frame_index"], cfg.audit_fraction):
-            value = r["importance"]
-            per_action.setdefault((r["episode_uid"], r["frame_index"]), []).append(value or 0.0)
-    truth = {k: float(np.mean(v)) for k, v in per_action.items()}
+            values = per_action.setdefault((r["episode_uid"], r["frame_index"]), [])
+            if r["importance"] is not None:
+                values.append(r["importance"])
+    truth = {k: float(np.mean(v)) if v else 0.0 for k, v in per_action.items()}
     try:
         return amortize(ds, detector, truth)
     except ValueError as e:

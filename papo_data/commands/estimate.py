@@ -81,6 +81,13 @@ def run(args: argparse.Namespace) -> int:
             f"{len(a.rows)}; cross-validated MAE {a.cv_mae:.3f} (predicting the mean: "
             f"{a.baseline_mae:.3f})"
         )
+        if a.cv_mae >= a.baseline_mae:
+            print(
+                "warning: the amortized model predicts no better than the audit set's mean; "
+                "export-weights will still use its predictions for unbranched planning actions "
+                "(branch more of them, or rerun estimate without --amortize)",
+                file=sys.stderr,
+            )
     for entry in s.dowhy:
         if "observational_effect" in entry:
             branch = entry.get("branch_effect")

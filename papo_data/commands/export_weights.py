@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 import pyarrow.compute as pc
 
+from papo_data import open_dataset
 from papo_data.data.commit import check_writable
 from papo_data.data.dataset import check_root
+from papo_data.data.sqlfiles import sql_text
 from papo_data.data.validate import check_tables
 from papo_data.errors import BadInput
+from papo_data.weights import export
 from papo_data.weights.export import WeightsConfig, export_weights
 
 
@@ -22,9 +26,11 @@ def add_parser(verbs: Any) -> None:
         help="export per-step advantage weights into papo/weights",
         description="Exactly one row per step: weight 1 + lambda I on the windows of planning "
         "actions that have an estimate (I = the causal rows' importance, averaged over the "
-        "action's interventions), exactly 1 elsewhere (unbranched planning actions included), "
-        "clipped to [min, max], optionally renormalised to mean 1 per episode. Joins onto steps "
-        "by 'index'. A rerun replaces the rows of the same --run-id; other runs stay.",
+        "action's interventions; for an unbranched action, the importance 'estimate --amortize' "
+        "predicted, if it ran), clipped to [min, max]; exactly 1 elsewhere. '--normalize "
+        "episode' then rescales each episode to mean 1, so weights may leave [min, max] and "
+        "steps outside windows fall below 1. Joins onto steps by 'index'. A rerun replaces the "
+        "rows of the same --run-id; other runs stay.",
     )
     p.add_argument("dataset", type=Path, help="dataset folder (estimated)")
     p.add_argument("--lambda", dest="lam", type=float, default=d.lam, help="default 1.0")
@@ -72,6 +78,15 @@ def run(args: argparse.Namespace) -> int:
     tables = ("steps", "episodes", "planning_actions", "causal")
     check_tables(args.dataset, tables, columns=("action",))
     table = export_weights(args.dataset, cfg, args.out)
+    with open_dataset(args.dataset) as ds:
+        stale = ds.sql(sql_text(export.__file__, "stale.sql"), {"method": cfg.method}).item()
+    if stale:
+        print(
+            f"warning: {stale} estimated actions are not planning actions of the current "
+            f"segmentation (segment ran after estimate): their windows are --fixed-window "
+            f"{cfg.fixed_window} steps; rerun branch and estimate to refresh them",
+            file=sys.stderr,
+        )
     planning = pc.sum(table.column("is_planning")).as_py() or 0
     print(
         f"{args.dataset}: {table.num_rows} weights ({planning} steps in windows of estimated "

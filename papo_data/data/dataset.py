@@ -102,14 +102,16 @@ class Dataset:
             self._con.register(f"_empty_{table}", empty)
             self._con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM _empty_{table}")
             return
-        casts = ", ".join(
+        columns = [
             f"CAST({ident(c.name)} AS {c.duckdb_type(self.dims)}) AS {ident(c.name)}"
             for c in ts.columns
-        )
+        ]
+        if self._raw:
+            columns += ["filename", "file_row_number"]
         self._con.execute(
             sql_text(__file__, "view.sql").format(
                 view=table,
-                casts=casts,
+                columns=", ".join(columns),
                 files="[" + ", ".join(literal(str(p)) for p in paths) + "]",
                 raw_options=", filename = true, file_row_number = true" if self._raw else "",
             )

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from papo_data import schema
-from papo_data.data import commit, files, lerobot
+from papo_data.data import commit, files, lerobot, stats
 from papo_data.data.dataset import Dataset, check_root
 from papo_data.errors import BadInput
 
@@ -274,8 +274,13 @@ class DatasetWriter:
             tasks.setdefault(ep.task, len(tasks))
         steps = self._steps_table(self._buffer, tasks)
         data_loc = self._stage_append(txn, "steps", steps, self._last_data)
+        # LeRobot's per-episode feature statistics ride along as extra columns
+        per_episode = stats.episode_stats(steps, info["features"])
         episodes = self._episodes_table(self._buffer, tasks, data_loc)
+        for name in per_episode.column_names:
+            episodes = episodes.append_column(name, per_episode.column(name))
         meta_loc = self._stage_append(txn, "episodes", episodes, self._last_meta, meta=True)
+        self._stage_stats(txn, info, per_episode)
         if len(tasks) != len(self.tasks):
             txn.stage_table(_tasks_table(list(tasks)), self.root / lerobot.TASKS_PATH)
         info["total_episodes"] += len(self._buffer)
@@ -286,6 +291,20 @@ class DatasetWriter:
             self._stage_sidecar(txn, table, pa.concat_tables(parts))
         txn.stage_text(json.dumps(info, indent=2), self.root / lerobot.INFO_PATH)
         return info, tasks, data_loc, meta_loc
+
+    def _stage_stats(self, txn: commit.Transaction, info: dict, per_episode: pa.Table) -> None:
+        """meta/stats.json: the aggregate of the dataset's per-episode statistics, updated with
+        the new episodes'. A dataset written before papo kept statistics has none to update:
+        it gets none, rather than statistics of its newest episodes only."""
+        path = self.root / stats.STATS_PATH
+        if path.exists():
+            before = [stats.from_json(path.read_text())]
+        elif info["total_episodes"] == 0:
+            before = []
+        else:
+            return
+        merged = stats.aggregate(before + stats.rows_to_stats(per_episode))
+        txn.stage_text(stats.to_json(merged), path)
 
     def _steps_table(self, eps: list[Episode], tasks: dict[str, int]) -> pa.Table:
         lengths = np.array([len(ep.action) for ep in eps])

@@ -22,7 +22,8 @@ What papo derives, because a LeRobot dataset does not say it:
 
 Everything else (video and image features, other columns, the `stats/...` and
 `videos/...` columns of the episodes metadata, `meta/stats.json`) is not imported; each is
-named in the report, and the report is stored in the `papo.imported` block of info.json.
+named in the report, and the report is stored in the `papo.imported` block of info.json. The
+writer computes the statistics anew over what was imported.
 A missing reward, success or done feature gets a default that the report states (missing
 success: every episode counts as a failure, `papo.imported.success_known` is false).
 """
@@ -335,9 +336,9 @@ def _left_out(
         else:
             out.append(f"{col} (episodes metadata column)")
     for feature, names in stats.items():
-        out.append(f"stats/{feature}/{{{','.join(names)}}} (per-episode statistics)")
+        out.append(f"stats/{feature}/{{{','.join(names)}}} (papo computes its own statistics)")
     if (src / STATS_PATH).exists():
-        out.append(f"{STATS_PATH} (dataset statistics)")
+        out.append(f"{STATS_PATH} (papo computes its own statistics)")
     for table in schema.SIDECAR_TABLES:  # the source was itself a papo dataset
         if any(src.glob(schema.load(table).file_glob)):
             out.append(f"{table} (papo sidecar table: it refers to the source's episode_uids)")
