@@ -5,7 +5,13 @@ give PN, PS, PNS and harm with Wilson (or Clopper-Pearson) intervals.
 `bounds`: ignore the pairing and combine the arms' success rates (experiments) with the logged
 group (observation: which siblings took the planning action, matched on their actions in the
 window, and whether they succeeded) into Tian-Pearl bounds. The group, sharing task and initial
-state, is the covariate stratum. The `pn`/`ps`/`pns` of a bounds row is the bound's midpoint.
+state, is the covariate stratum: a finer one than DESIGN's task, so each planning action gets
+its own bounds. The bounds assume the experiment and the observation come from one population:
+here, that the group's members still running at frame t are draws of the state the branches
+start from. Trajectories diverge after frame 0, so real data often contradict it; such rows
+get no bounds and the command counts them ("incompatible data"). Treat `bounds` as a
+diagnostic beside `paired`, which needs no such assumption. The `pn`/`ps`/`pns` of a bounds
+row is the bound's midpoint.
 """
 
 from __future__ import annotations

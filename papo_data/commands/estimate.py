@@ -21,7 +21,9 @@ def add_parser(verbs: Any) -> None:
         "the factual and alternative arms share seeds, so the pair counts give PN = P(Y_a'=0 | "
         "Y_a=1), PS = P(Y_a=1 | Y_a'=0), PNS and harm with Wilson or Clopper-Pearson intervals "
         "(undefined ones are null). 'bounds': Tian-Pearl bounds from the arms' success rates "
-        "and the logged group (siblings matched on their actions in the window). Planning "
+        "and the logged group (siblings matched on their actions in the window), assuming "
+        "the siblings still running at the frame stand for the branched state: a diagnostic; "
+        "rows the data contradict get none and are counted. Planning "
         "actions whose replay arm was not exact are left out. A rerun replaces the rows of "
         "the same method.",
     )

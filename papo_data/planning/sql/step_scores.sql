@@ -73,7 +73,8 @@ contrast AS (
 )
 SELECT v.episode_index, e.episode_uid, v.frame_index, e.length,
        v.v AS variation_score,
-       -- Mixed groups: 0 where one outcome has no steps at the aligned frames.
+       -- Mixed groups: 0 where frame t itself has no step of one outcome (e.g. past the
+       -- group's last success), even if steps of that outcome lie within t +- w.
        CASE WHEN m.g IS NOT NULL THEN coalesce(c.o, 0) END AS outcome_score,
        CASE $detector
            WHEN 'variation' THEN greatest(v.v, 0)
