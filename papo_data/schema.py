@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -47,6 +49,9 @@ class Column:
     """Closed interval every non-null value lies in, e.g. (0, 1) for probabilities."""
     values: tuple[str, ...] | None = None
     """The only values the column may hold, e.g. the arms of a branch."""
+    optional: bool = False
+    """A steps column a dataset may leave out, with its info.json feature (then it reads as
+    null)."""
 
     @property
     def dim(self) -> str | None:
@@ -99,6 +104,11 @@ class TableSchema:
                 return c
         raise KeyError(name)
 
+    def held(self, features: dict[str, Any]) -> TableSchema:
+        """The columns a dataset's files hold: optional ones only where info.json declares them."""
+        kept = tuple(c for c in self.columns if not c.optional or c.name in features)
+        return dataclasses.replace(self, columns=kept)
+
     def arrow_schema(self, dims: Dims) -> pa.Schema:
         return pa.schema(
             [pa.field(c.name, c.arrow_type(dims), nullable=c.nullable) for c in self.columns]
@@ -129,6 +139,7 @@ def load(table: str) -> TableSchema:
                 c["meaning"],
                 tuple(c["range"]) if "range" in c else None,
                 tuple(c["values"]) if "values" in c else None,
+                bool(c.get("optional", False)),
             )
             for c in raw["columns"]
         ),

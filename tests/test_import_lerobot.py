@@ -403,6 +403,35 @@ def test_overwrite_through_a_symlink_replaces_the_folder_it_points_to(
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_source_without_log_probs_imports_without_the_column(
+    foreign: tuple[Path, dict[str, np.ndarray]], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """LeRobot passes a null feature through as None, and torch cannot batch None: a dataset
+    with no behaviour log-probs at all leaves the column and its feature out."""
+    from papo_data import DatasetWriter, Episode
+    from papo_data.errors import BadInput
+
+    src, _ = foreign
+    out = tmp_path / "imported"
+    code, stdout, _ = run_import(capsys, str(src), str(out))
+    assert code == 0 and validate(out) == [] and check_lerobot_v3(out) == []
+    assert "not mapped: policy.log_prob (no usable source feature): left out" in stdout
+    info = json.loads((out / "meta/info.json").read_text())
+    assert "policy.log_prob" not in info["features"]
+    assert all("policy.log_prob" not in pq.read_schema(p).names for p in out.glob("data/*/*"))
+    with open_dataset(out) as ds:  # queries still see the column, as nulls
+        assert ds.sql('select count(*) n, count("policy.log_prob") k from steps').row(0)[1] == 0
+    n = 3
+    episode = Episode("late", TASKS[0], np.zeros((n, S)), np.zeros((n, A)), np.zeros(n),
+                      np.zeros(n, dtype=bool), log_prob=np.zeros((n, A)))  # fmt: skip
+    with DatasetWriter.open(out) as w:
+        with pytest.raises(BadInput, match="holds no behaviour log-probs"):
+            w.add_episode(episode)
+        episode.log_prob = None
+        w.add_episode(episode)
+    assert validate(out) == [] and check_lerobot_v3(out) == []
+
+
 def test_what_papo_cannot_hold_is_said(
     foreign: tuple[Path, dict[str, np.ndarray]], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -65,6 +65,10 @@ class Dataset:
             for table in schema.TABLES:
                 self._create_view(table)
 
+    def held(self, table: str) -> schema.TableSchema:
+        """The table's schema as this dataset's files hold it (optional columns it declares)."""
+        return schema.load(table).held(self.info["features"])
+
     def check_files(self) -> None:
         """Raise BadInput on the first unreadable or non-conforming file (footers only: fast)."""
         for table in schema.TABLES:
@@ -72,7 +76,7 @@ class Dataset:
                 actual, problems = files.read_footer(self.root, path, self.view)
                 if actual is not None:
                     problems = files.check_columns(
-                        self.root, path, schema.load(table), actual, self.dims
+                        self.root, path, self.held(table), actual, self.dims
                     )
                 if problems:
                     raise BadInput(str(problems[0]))
@@ -102,8 +106,10 @@ class Dataset:
             self._con.register(f"_empty_{table}", empty)
             self._con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM _empty_{table}")
             return
+        held = self.held(table).names  # an optional column the files leave out reads as null
         columns = [
-            f"CAST({ident(c.name)} AS {c.duckdb_type(self.dims)}) AS {ident(c.name)}"
+            f"CAST({ident(c.name) if c.name in held else 'NULL'} AS {c.duckdb_type(self.dims)}) "
+            f"AS {ident(c.name)}"
             for c in ts.columns
         ]
         if self._raw:

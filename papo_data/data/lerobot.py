@@ -54,12 +54,17 @@ def lerobot_dtype(column: schema.Column) -> str:
     return "float32" if column.dim else column.type
 
 
-def features(state_names: list[str], action_names: list[str]) -> dict[str, dict[str, Any]]:
-    """`info.json` features declaring every `steps` column, in schema order."""
+def features(
+    state_names: list[str], action_names: list[str], log_probs: bool = True
+) -> dict[str, dict[str, Any]]:
+    """`info.json` features declaring every `steps` column, in schema order (without
+    `policy.log_prob` for a dataset that will hold none)."""
     names = {"state_names": state_names, "action_names": action_names}
     dims = {"state_dim": len(state_names), "action_dim": len(action_names)}
     out: dict[str, dict[str, Any]] = {}
     for col in schema.load("steps").columns:
+        if col.name == "policy.log_prob" and not log_probs:
+            continue
         if col.dim:
             out[col.name] = {
                 "dtype": lerobot_dtype(col),
@@ -80,6 +85,7 @@ def new_info(
     robot_type: str | None = None,
     chunks_size: int = 1000,
     data_files_size_in_mb: int = 100,
+    log_probs: bool = True,
 ) -> dict[str, Any]:
     info = dict(INFO_DEFAULTS)
     info.update(
@@ -87,7 +93,7 @@ def new_info(
         robot_type=robot_type,
         chunks_size=chunks_size,
         data_files_size_in_mb=data_files_size_in_mb,
-        features=features(state_names, action_names),
+        features=features(state_names, action_names, log_probs),
         papo={
             "schema_version": schema.schema_version(),
             "env": env,

@@ -102,7 +102,7 @@ def _check_info(info: dict[str, Any], dims: schema.Dims) -> list[Problem]:
     """info.json features must declare every steps column as LeRobot expects it."""
     problems = []
     feats = info["features"]
-    for col in schema.load("steps").columns:
+    for col in schema.load("steps").held(feats).columns:
         feat = feats.get(col.name)
         field = f"features.{col.name}"
         if not isinstance(feat, dict):
@@ -152,7 +152,7 @@ def _check_table_files(ds: Dataset, table: str) -> list[Problem]:
     if table == "tasks" and not paths:
         return [Problem(lerobot.TASKS_PATH, None, None, "is missing (LeRobot needs it)")]
     problems = []
-    ts = schema.load(table)
+    ts = ds.held(table)
     for path in paths:
         actual, found = files.read_footer(root, path, ds.view)
         if actual is not None:

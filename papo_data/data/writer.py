@@ -194,8 +194,11 @@ class DatasetWriter:
         chunks_size: int = 1000,
         data_files_size_in_mb: int = 100,
         flush_every: int = 64,
+        log_probs: bool = True,
     ) -> DatasetWriter:
-        """Create an empty dataset at `root` (a new or empty folder) and open it for writing."""
+        """Create an empty dataset at `root` (a new or empty folder) and open it for writing.
+        `log_probs=False`: its episodes carry no behaviour log-probs, and the steps leave the
+        `policy.log_prob` column out (LeRobot cannot batch a feature that is null)."""
         root = Path(root)
         if root.exists() and not (root.is_dir() and _empty_or_uncommitted(root)):
             raise BadInput(f"{root}: exists and is not an empty folder")
@@ -209,6 +212,7 @@ class DatasetWriter:
             robot_type=robot_type,
             chunks_size=chunks_size,
             data_files_size_in_mb=data_files_size_in_mb,
+            log_probs=log_probs,
         )
         try:
             (root / "meta").mkdir(parents=True, exist_ok=True)
@@ -233,6 +237,11 @@ class DatasetWriter:
         """Buffer one episode; it is committed at the next `flush()` (or every `flush_every`).
         `sidecars` rows that belong to it (e.g. its snapshots) are committed with it."""
         length = _check_episode(ep, self.dims)
+        if ep.log_prob is not None and "policy.log_prob" not in self.info["features"]:
+            raise BadInput(
+                f"episode {ep.episode_uid!r}: field log_prob: this dataset holds no behaviour "
+                "log-probs (created with log_probs=False)"
+            )
         if ep.episode_uid in self.episode_uids:
             raise BadInput(
                 f"episode {ep.episode_uid!r}: field episode_uid is already in the dataset"
@@ -345,7 +354,8 @@ class DatasetWriter:
             "episode_uid": np.repeat([ep.episode_uid for ep in eps], lengths),
             "policy.log_prob": log_prob,
         }
-        return conform(pa.table(columns), "steps", self.dims)
+        steps = conform(pa.table(columns), "steps", self.dims)
+        return steps.select(schema.load("steps").held(self.info["features"]).names)
 
     def _episodes_table(
         self, eps: list[Episode], tasks: dict[str, int], data_loc: tuple[int, int]

@@ -71,7 +71,7 @@ DEFAULTS = {
     "next.success": "false on every frame: success is unknown and every episode counts "
     "as a failure",
     "next.done": "true on the last frame of each episode",
-    "policy.log_prob": "null (unknown behaviour log-probabilities)",
+    "policy.log_prob": "left out (no behaviour log-probabilities; queries read null)",
 }
 # papo columns the import derives itself (see `_episode`): a source's own values are not used.
 DERIVED = (
@@ -545,6 +545,7 @@ def write_dataset(src: Source, out: Path, report: ImportReport, progress: Progre
         env=f"lerobot/{src.name}",
         robot_type=src.info.get("robot_type"),
         flush_every=1 << 62,
+        log_probs="policy.log_prob" in src.columns,  # none: the column is left out
     ) as writer:
         files = src.episodes.groupby(["data/chunk_index", "data/file_index"], sort=True)
         for (chunk, file), episodes in files:
