@@ -172,8 +172,8 @@ def build_jobs(path: Path) -> tuple[list[dict[str, Any]], list[Job], str]:
 def choose(targets: list[dict[str, Any]], n: int) -> list[int]:
     """Indices of n planning actions: evenly spread over those of opposite-outcome groups, then
     topped up (evenly) from the rest."""
-    mixed = [i for i, t in enumerate(targets) if t["sibling_uid"] is not None]
-    rest = [i for i, t in enumerate(targets) if t["sibling_uid"] is None]
+    mixed = [i for i, t in enumerate(targets) if t["mixed_group"]]
+    rest = [i for i, t in enumerate(targets) if not t["mixed_group"]]
     out: list[int] = []
     for pool in (mixed, rest):
         want = min(n - len(out), len(pool))
