@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import warnings
 from collections.abc import Callable
@@ -171,7 +172,8 @@ def _online(args: argparse.Namespace) -> int:
             bar = open_bar(total=total, initial=start, unit="iter", desc=f"train {cfg.mode}")
 
             def advance(row: dict[str, Any]) -> None:
-                success, kl = f"{row['success_rate']:.2f}", f"{row['approx_kl']:.3g}"
+                kl = row["approx_kl"]  # NaN: every group had equal outcomes, no update
+                success, kl = f"{row['success_rate']:.2f}", "-" if math.isnan(kl) else f"{kl:.3g}"
                 bar.set_postfix(success=success, kl=kl, refresh=False)
                 bar.update(1)
 
