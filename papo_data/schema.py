@@ -146,6 +146,18 @@ def load(table: str) -> TableSchema:
     )
 
 
+def reads_version(version: object) -> bool:
+    """Whether this papo_data reads datasets of schema `version`: the same major version and
+    no newer minor one (1.1.0, optional `policy.log_prob` and LeRobot statistics, still reads
+    1.0.0 datasets; a 1.0 reader cannot read every 1.1 dataset)."""
+    try:
+        major, minor = (int(x) for x in str(version).split(".")[:2])
+    except ValueError:
+        return False
+    ours = [int(x) for x in schema_version().split(".")[:2]]
+    return major == ours[0] and minor <= ours[1]
+
+
 def schema_version() -> str:
     """The dataset schema version; all tables share one version."""
     versions = {load(t).schema_version for t in TABLES}

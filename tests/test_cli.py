@@ -96,6 +96,7 @@ def test_sql_table_shows_the_first_rows_and_counts_all(
     txt = tmp_path / "head.txt"
     assert main(["sql", str(small_dataset), q, "--max-rows", "3", "--out", str(txt)]) == 0
     assert txt.read_text() == out
+    assert f"wrote 3 rows to {txt}" in capsys.readouterr().out  # the rows the file holds
     assert main(["sql", str(small_dataset), q, "--max-rows", "-1"]) == 0
     out = capsys.readouterr().out
     assert f"│ {n - 1} " in out and "showing" not in out
@@ -220,3 +221,14 @@ def test_demo_checks_every_option_before_it_starts(
     assert out.returncode == 2 and len(lines) == 1 and message in lines[0], out.stderr
     assert (earlier / "dataset" / "meta" / "info.json").read_text() == "{}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
+def test_sql_out_names_a_query_that_fails_midway(small_dataset: Path, tmp_path: Path) -> None:
+    """The error comes after the first streamed piece (122,880 rows): still the query's own
+    message, and no file."""
+    q = "select case when i > 200000 then error('boom') else i end as x from range(300000) t(i)"
+    for name in ("x.csv", "x.json", "x.txt", "x.parquet"):
+        done = run("sql", str(small_dataset), q, "--out", str(tmp_path / name))
+        assert done.returncode == 2 and "query failed: Invalid Input Error: boom" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["ds"]

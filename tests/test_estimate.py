@@ -296,3 +296,16 @@ def test_export_weights_warns_of_estimates_a_new_segmentation_dropped(
     assert main(["export-weights", str(dataset)]) == 0
     err = capsys.readouterr().err
     assert f"warning: {gone} estimated actions are not planning actions" in err
+    # As the warning advises: estimate again leaves the dropped actions' branches out.
+    assert main(["estimate", str(dataset), "--no-dowhy"]) == 0
+    assert f"left out {gone} branched actions" in capsys.readouterr().err
+    assert main(["export-weights", str(dataset)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    with open_dataset(dataset) as ds:
+        assert (
+            ds.sql(
+                "select count(*) from causal anti join planning_actions "
+                "using (episode_uid, frame_index)"
+            ).item()
+            == 0
+        )

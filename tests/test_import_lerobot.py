@@ -432,6 +432,25 @@ def test_a_source_without_log_probs_imports_without_the_column(
     assert validate(out) == [] and check_lerobot_v3(out) == []
 
 
+def test_a_log_prob_feature_null_on_every_frame_is_left_out(
+    foreign: tuple[Path, dict[str, np.ndarray]], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """E.g. an import of an older papo import: declared, but no frame holds a value."""
+    src, _ = foreign
+    for path in sorted(src.glob("data/*/*.parquet")):
+        table = pq.read_table(path)
+        nulls = pa.nulls(len(table), pa.list_(pa.float32(), A))
+        pq.write_table(table.append_column("policy.log_prob", nulls), path)
+    info = json.loads((src / "meta/info.json").read_text())
+    info["features"]["policy.log_prob"] = {"dtype": "float32", "shape": [A], "names": None}
+    (src / "meta/info.json").write_text(json.dumps(info))
+    out = tmp_path / "imported"
+    code, stdout, _ = run_import(capsys, str(src), str(out))
+    assert code == 0 and validate(out) == [] and check_lerobot_v3(out) == []
+    assert "not mapped: policy.log_prob (no usable source feature): left out" in stdout
+    assert "policy.log_prob" not in json.loads((out / "meta/info.json").read_text())["features"]
+
+
 def test_what_papo_cannot_hold_is_said(
     foreign: tuple[Path, dict[str, np.ndarray]], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -63,6 +63,7 @@ def test_write_then_read_back_identical(case: tuple[int, int, list[Episode], int
             action_names=[f"a{i}" for i in range(a)],
             env="test",
             flush_every=flush_every,
+            log_probs=True,  # episodes with and without: the column stays, null where unknown
         ) as w:
             for ep in eps:
                 w.add_episode(ep)

@@ -86,11 +86,76 @@ def test_the_episodes_view_shows_the_schema_columns_only(small_dataset: Path) ->
     assert not any(n.startswith("stats/") for n in names)
 
 
+def _episode_files(root: Path) -> list[Path]:
+    return sorted(root.glob("meta/episodes/*/*.parquet"))
+
+
 def test_a_dataset_without_stats_does_not_get_partial_ones(small_dataset: Path) -> None:
-    """An older dataset has no stats.json: appending must not write one that describes the
-    newest episodes only."""
+    """A dataset written before papo kept statistics: appending must neither write a
+    stats.json of the newest episodes only nor null per-episode statistics (LeRobot's
+    delete_episodes and split_dataset fail on those)."""
+    for path in _episode_files(small_dataset):  # as an older papo wrote it
+        table = pq.read_table(path)
+        pq.write_table(table.select([c for c in table.column_names if c[:6] != "stats/"]), path)
     (small_dataset / "meta/stats.json").unlink()
     with DatasetWriter.open(small_dataset) as w:
         w.add_episode(random_episode(np.random.default_rng(1), "late", 5))
     assert not (small_dataset / "meta/stats.json").exists()
+    names = {n for p in _episode_files(small_dataset) for n in pq.read_schema(p).names}
+    assert not [n for n in names if n.startswith("stats/")]
     assert validate(small_dataset) == []
+
+
+def test_statistics_an_older_writer_left_behind_are_dropped(small_dataset: Path) -> None:
+    """stats.json that covers fewer frames than the dataset (an older papo appended since)
+    is removed rather than extended."""
+    path = small_dataset / "meta/stats.json"
+    kept = json.loads(path.read_text())
+    kept["index"]["count"] = [kept["index"]["count"][0] - 1]
+    path.write_text(json.dumps(kept))
+    with DatasetWriter.open(small_dataset) as w:
+        w.add_episode(random_episode(np.random.default_rng(1), "late", 5))
+    assert not path.exists()
+    names = {n for p in _episode_files(small_dataset) for n in pq.read_schema(p).names}
+    assert not [n for n in names if n.startswith("stats/")]
+    assert validate(small_dataset) == []
+
+
+def test_episodes_without_log_probs_leave_the_column_out_unless_asked(tmp_path: Path) -> None:
+    """The first flush decides: LeRobot cannot batch a feature null on every frame."""
+    import pytest
+
+    from papo_data.errors import BadInput
+
+    rng = np.random.default_rng(2)
+    for log_probs, held in ((None, False), (True, True)):
+        root = tmp_path / f"ds-{log_probs}"
+        with create(root, log_probs=log_probs) as w:
+            w.add_episode(random_episode(rng, "ep0", 4))
+        info = json.loads((root / "meta/info.json").read_text())
+        columns = pq.read_schema(sorted(root.glob("data/*/*.parquet"))[0]).names
+        assert ("policy.log_prob" in info["features"]) is held
+        assert ("policy.log_prob" in columns) is held
+        assert validate(root) == []
+    late = random_episode(rng, "late", 4)
+    late.log_prob = rng.normal(size=late.action.shape)
+    with DatasetWriter.open(tmp_path / "ds-None") as w, pytest.raises(BadInput, match="no beh"):
+        w.add_episode(late)
+
+
+def test_a_log_prob_column_info_json_does_not_declare_is_refused(tmp_path: Path) -> None:
+    """It would read as null everywhere: refused when the dataset is opened."""
+    import pyarrow as pa
+    import pytest
+
+    from papo_data.errors import BadInput
+
+    root = tmp_path / "ds"
+    with create(root) as w:
+        w.add_episode(random_episode(np.random.default_rng(0), "ep0", 4))
+    path = sorted(root.glob("data/*/*.parquet"))[0]
+    table = pq.read_table(path)
+    values = pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(4 * len(table), np.float32)), 4)
+    pq.write_table(table.append_column("policy.log_prob", values), path)
+    with pytest.raises(BadInput, match=r"policy\.log_prob: column is not declared"):
+        open_dataset(root)

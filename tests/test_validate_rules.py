@@ -376,9 +376,9 @@ CASES = [
     ),
     Case(
         "info_feature_names",
-        features("policy.log_prob", "names", ["a"]),
+        features("observation.state", "names", ["a"]),
         INFO,
-        ("features.policy.log_prob", "1 names"),
+        ("features.observation.state", "1 names"),
     ),
     Case(
         "info_vector_shape",
@@ -731,3 +731,19 @@ def test_commands_refuse_what_validate_finds(case: Case, dataset: Path) -> None:
         check_tables(target, TABLES)
     assert str(refused.value) in problems
     assert snapshot(dataset) == before
+
+
+@pytest.mark.parametrize(
+    ("version", "read"),
+    [("1.0.0", True), ("1.1.0", True), ("1.1.7", True), ("1.2.0", False), ("2.0.0", False),
+     ("0.9.0", False), ("one", False), (None, False)],
+)  # fmt: skip
+def test_older_minor_schema_versions_are_read_newer_ones_are_not(
+    version: object, read: bool
+) -> None:
+    """1.1 added an optional column and LeRobot statistics: it reads 1.0 datasets, while a 1.0
+    reader cannot read a 1.1 dataset that leaves policy.log_prob out."""
+    from papo_data import schema
+
+    assert schema.schema_version() == "1.1.0"
+    assert schema.reads_version(version) is read

@@ -187,6 +187,8 @@ class EstimateSummary:
     undefined: dict[str, int] = field(default_factory=dict)
     amortized: AmortizedResult | None = None
     dowhy: list[dict[str, Any]] = field(default_factory=list)
+    orphaned: int = 0
+    """Branched actions left out because a later `segment` dropped them."""
 
 
 def estimate_table(ds: Dataset, cfg: EstimateConfig) -> tuple[pa.Table, EstimateSummary]:
@@ -200,6 +202,7 @@ def estimate_table(ds: Dataset, cfg: EstimateConfig) -> tuple[pa.Table, Estimate
     if not counts:
         raise BadInput(f"{ds.root}: no branches to estimate from; run 'papo branch' first")
     skipped: dict[str, int] = {}
+    orphaned = int(ds.sql(sql_text(__file__, "orphaned.sql")).item())
     if cfg.method == "paired":
         rows = paired_rows(counts, cfg)
     else:
@@ -220,7 +223,7 @@ def estimate_table(ds: Dataset, cfg: EstimateConfig) -> tuple[pa.Table, Estimate
             for c in table.column_names
         }
     )
-    return table, EstimateSummary(len(rows), excluded, skipped, undefined)
+    return table, EstimateSummary(len(rows), excluded, skipped, undefined, orphaned=orphaned)
 
 
 def _amortize(ds: Dataset, detector: str, table: pa.Table, cfg: EstimateConfig) -> AmortizedResult:

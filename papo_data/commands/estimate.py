@@ -73,6 +73,12 @@ def run(args: argparse.Namespace) -> int:
     s = estimate(args.dataset, cfg)
     for where in s.excluded:
         print(f"left out (replay not exact): {where}", file=sys.stderr)
+    if s.orphaned:
+        print(
+            f"left out {s.orphaned} branched actions that are no longer planning actions "
+            "(segment ran again after branch)",
+            file=sys.stderr,
+        )
     for reason, n in sorted(s.skipped.items()):
         if n:
             print(f"{n} rows without bounds: {reason}")

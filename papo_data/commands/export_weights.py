@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"warning: {stale} estimated actions are not planning actions of the current "
             f"segmentation (segment ran after estimate): their windows are --fixed-window "
-            f"{cfg.fixed_window} steps; rerun branch and estimate to refresh them",
+            f"{cfg.fixed_window} steps; rerun estimate to drop them (and branch, for the new "
+            "planning actions)",
             file=sys.stderr,
         )
     planning = pc.sum(table.column("is_planning")).as_py() or 0

@@ -137,7 +137,7 @@ def _table(pieces: Iterator[pa.Table], out: TextIO, max_rows: int) -> int:
             f"showing the first {len(df)} of {n} rows (--max-rows -1 shows all; --out FILE "
             "writes them)\n"
         )
-    return n
+    return len(df)  # the rows written
 
 
 def _count(n: int, noun: str) -> str:

@@ -78,6 +78,14 @@ class Dataset:
                     problems = files.check_columns(
                         self.root, path, self.held(table), actual, self.dims
                     )
+                    # an optional column info.json does not declare would read as null
+                    problems += [
+                        files.Problem(str(path.relative_to(self.root)), None, c.name,
+                                      "column is not declared in meta/info.json features")
+                        for c in schema.load(table).columns
+                        if c.optional and c.name in actual.names
+                        and c.name not in self.held(table).names
+                    ]  # fmt: skip
                 if problems:
                     raise BadInput(str(problems[0]))
 
@@ -149,10 +157,17 @@ class Dataset:
             rel = self.con.sql(query, params=params)
             if rel is None:
                 return
-            for batch in rel.to_arrow_reader(rows):
-                yield _canonical(pa.Table.from_batches([batch]))
+            reader = rel.to_arrow_reader(rows)
         except duckdb.Error as e:
             raise BadInput(f"query failed: {str(e).splitlines()[0]}") from None
+        while True:
+            try:  # a query can fail midway: the reader then raises DuckDB's error as OSError
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except (duckdb.Error, OSError) as e:
+                raise BadInput(f"query failed: {str(e).splitlines()[0]}") from None
+            yield _canonical(pa.Table.from_batches([batch]))  # the consumer's errors are its own
 
     def table(self, name: str) -> pl.DataFrame:
         """A whole table in its schema order, e.g. `ds.table("episodes")`."""

@@ -130,7 +130,7 @@ def _check_info(info: dict[str, Any], dims: schema.Dims) -> list[Problem]:
     papo = info.get("papo")
     if not isinstance(papo, dict):
         return [*problems, Problem(INFO, None, "papo", "is missing (schema_version, env, names)")]
-    if papo.get("schema_version") != schema.schema_version():
+    if not schema.reads_version(papo.get("schema_version")):
         problems.append(
             Problem(
                 INFO,

@@ -152,6 +152,8 @@ class DatasetWriter:
             raise
         self._buffer: list[Episode] = []
         self._sidecar_buffer: dict[str, list[pa.Table]] = {}
+        # The first episodes decide whether the dataset holds behaviour log-probs (see create).
+        self._decide_log_probs = self.info["total_episodes"] == 0
 
     def _load(self) -> None:
         root = self.root
@@ -194,11 +196,12 @@ class DatasetWriter:
         chunks_size: int = 1000,
         data_files_size_in_mb: int = 100,
         flush_every: int = 64,
-        log_probs: bool = True,
+        log_probs: bool | None = None,
     ) -> DatasetWriter:
         """Create an empty dataset at `root` (a new or empty folder) and open it for writing.
-        `log_probs=False`: its episodes carry no behaviour log-probs, and the steps leave the
-        `policy.log_prob` column out (LeRobot cannot batch a feature that is null)."""
+        `log_probs`: whether its episodes carry behaviour log-probs; False leaves the
+        `policy.log_prob` column and feature out (LeRobot cannot batch a feature that is null).
+        None: the first flush decides, out when none of its episodes has them."""
         root = Path(root)
         if root.exists() and not (root.is_dir() and _empty_or_uncommitted(root)):
             raise BadInput(f"{root}: exists and is not an empty folder")
@@ -212,7 +215,7 @@ class DatasetWriter:
             robot_type=robot_type,
             chunks_size=chunks_size,
             data_files_size_in_mb=data_files_size_in_mb,
-            log_probs=log_probs,
+            log_probs=log_probs is not False,
         )
         try:
             (root / "meta").mkdir(parents=True, exist_ok=True)
@@ -222,7 +225,9 @@ class DatasetWriter:
         txn.stage_table(_tasks_table([]), root / lerobot.TASKS_PATH)
         txn.stage_text(json.dumps(info, indent=2), root / lerobot.INFO_PATH)
         txn.commit()
-        return cls(root, flush_every=flush_every)
+        writer = cls(root, flush_every=flush_every)
+        writer._decide_log_probs = log_probs is None
+        return writer
 
     @classmethod
     def open(cls, root: str | Path, *, flush_every: int = 64) -> DatasetWriter:
@@ -240,7 +245,7 @@ class DatasetWriter:
         if ep.log_prob is not None and "policy.log_prob" not in self.info["features"]:
             raise BadInput(
                 f"episode {ep.episode_uid!r}: field log_prob: this dataset holds no behaviour "
-                "log-probs (created with log_probs=False)"
+                "log-probs (its first episodes had none; to mix, create it with log_probs=True)"
             )
         if ep.episode_uid in self.episode_uids:
             raise BadInput(
@@ -270,6 +275,7 @@ class DatasetWriter:
             raise
         txn.commit()
         self.info, self.tasks, self._last_data, self._last_meta = after
+        self._decide_log_probs = False
         self._buffer.clear()
         self._sidecar_buffer.clear()
 
@@ -278,18 +284,26 @@ class DatasetWriter:
     ) -> tuple[dict[str, Any], dict[str, int], tuple[int, int], tuple[int, int]]:
         """Stage the buffered episodes into `txn`; returns the writer state after the commit."""
         info = dict(self.info)
+        if self._decide_log_probs and all(ep.log_prob is None for ep in self._buffer):
+            info["features"] = {k: v for k, v in info["features"].items() if k != "policy.log_prob"}
         tasks = dict(self.tasks)
         for ep in self._buffer:
             tasks.setdefault(ep.task, len(tasks))
-        steps = self._steps_table(self._buffer, tasks)
+        steps = self._steps_table(self._buffer, tasks, info["features"])
         data_loc = self._stage_append(txn, "steps", steps, self._last_data)
-        # LeRobot's per-episode feature statistics ride along as extra columns
-        per_episode = stats.episode_stats(steps, info["features"])
         episodes = self._episodes_table(self._buffer, tasks, data_loc)
-        for name in per_episode.column_names:
-            episodes = episodes.append_column(name, per_episode.column(name))
-        meta_loc = self._stage_append(txn, "episodes", episodes, self._last_meta, meta=True)
-        self._stage_stats(txn, info, per_episode)
+        before = self._dataset_stats(info)
+        if before is not None:  # LeRobot's per-episode statistics ride along as extra columns
+            per_episode = stats.episode_stats(steps, info["features"])
+            for name in per_episode.column_names:
+                episodes = episodes.append_column(name, per_episode.column(name))
+            merged = stats.aggregate(before + stats.rows_to_stats(per_episode))
+            txn.stage_text(stats.to_json(merged), self.root / stats.STATS_PATH)
+        elif (self.root / stats.STATS_PATH).exists():
+            txn.delete(self.root / stats.STATS_PATH)  # stale: better none than wrong ones
+        meta_loc = self._stage_append(
+            txn, "episodes", episodes, self._last_meta, meta=True, keep_stats=before is not None
+        )
         if len(tasks) != len(self.tasks):
             txn.stage_table(_tasks_table(list(tasks)), self.root / lerobot.TASKS_PATH)
         info["total_episodes"] += len(self._buffer)
@@ -301,21 +315,23 @@ class DatasetWriter:
         txn.stage_text(json.dumps(info, indent=2), self.root / lerobot.INFO_PATH)
         return info, tasks, data_loc, meta_loc
 
-    def _stage_stats(self, txn: commit.Transaction, info: dict, per_episode: pa.Table) -> None:
-        """meta/stats.json: the aggregate of the dataset's per-episode statistics, updated with
-        the new episodes'. A dataset written before papo kept statistics has none to update:
-        it gets none, rather than statistics of its newest episodes only."""
+    def _dataset_stats(self, info: dict[str, Any]) -> list[stats.Stats] | None:
+        """The statistics to extend ([] for an empty dataset), or None when the dataset keeps
+        none: written before papo kept them, or by an older papo since (stats.json then covers
+        fewer frames than the dataset). Such a dataset gets no statistics rather than wrong or
+        partial ones: LeRobot's tools fail on null per-episode statistics."""
+        if info["total_episodes"] == 0:
+            return []
         path = self.root / stats.STATS_PATH
-        if path.exists():
-            before = [stats.from_json(path.read_text())]
-        elif info["total_episodes"] == 0:
-            before = []
-        else:
-            return
-        merged = stats.aggregate(before + stats.rows_to_stats(per_episode))
-        txn.stage_text(stats.to_json(merged), path)
+        if not path.exists():
+            return None
+        kept = stats.from_json(path.read_text())
+        covered = int(kept.get("index", {}).get("count", [-1])[0])
+        return [kept] if covered == info["total_frames"] else None
 
-    def _steps_table(self, eps: list[Episode], tasks: dict[str, int]) -> pa.Table:
+    def _steps_table(
+        self, eps: list[Episode], tasks: dict[str, int], features: dict[str, Any]
+    ) -> pa.Table:
         lengths = np.array([len(ep.action) for ep in eps])
         first_index = self.info["total_frames"]
         first_episode = self.info["total_episodes"]
@@ -355,7 +371,7 @@ class DatasetWriter:
             "policy.log_prob": log_prob,
         }
         steps = conform(pa.table(columns), "steps", self.dims)
-        return steps.select(schema.load("steps").held(self.info["features"]).names)
+        return steps.select(schema.load("steps").held(features).names)
 
     def _episodes_table(
         self, eps: list[Episode], tasks: dict[str, int], data_loc: tuple[int, int]
@@ -399,6 +415,7 @@ class DatasetWriter:
         last: tuple[int, int] | None,
         *,
         meta: bool = False,
+        keep_stats: bool = True,
     ) -> tuple[int, int]:
         """Append `rows` to the table's latest file, or roll over to a new file once the
         latest one reaches `data_files_size_in_mb` (LeRobot's rule). Returns (chunk, file)."""
@@ -429,6 +446,8 @@ class DatasetWriter:
         if existing is not None:
             old = pq.read_table(existing)
             rows = pa.concat_tables([old, rows], promote_options="permissive")
+        if not keep_stats:  # a dataset that keeps no statistics: no half-null stats/ columns either
+            rows = rows.select([c for c in rows.column_names if not c.startswith("stats/")])
         final = self.root / template.format(chunk_index=loc[0], file_index=loc[1])
         txn.stage_table(rows, final)
         return loc

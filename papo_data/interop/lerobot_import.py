@@ -253,6 +253,9 @@ def open_source(src: Path, report: ImportReport) -> Source:
             columns[papo_col] = found[0]
         else:
             report.not_mapped[papo_col] = DEFAULTS[papo_col]
+    if "policy.log_prob" in columns and not _any_value(src, columns["policy.log_prob"]):
+        del columns["policy.log_prob"]  # null on every frame: as good as absent
+        report.not_mapped["policy.log_prob"] = DEFAULTS["policy.log_prob"]
     report.mapped = dict(columns)
     episodes, episode_columns = read_episodes(src)
     _check_every_data_file_is_referenced(src, info, episodes)
@@ -266,6 +269,18 @@ def open_source(src: Path, report: ImportReport) -> Source:
         columns=columns,
         dims=dims,
     )
+
+
+def _any_value(src: Path, feature: str) -> bool:
+    """Whether any frame of the data files holds a value of `feature` (reads that column)."""
+    for path in sorted(src.glob(schema.load("steps").file_glob)):
+        with readable_parquet(str(path)):
+            if feature not in pq.read_schema(path).names:
+                continue
+            column = pq.read_table(path, columns=[feature]).column(0)
+        if column.null_count < len(column):
+            return True
+    return False
 
 
 def _check_every_data_file_is_referenced(
@@ -545,7 +560,7 @@ def write_dataset(src: Source, out: Path, report: ImportReport, progress: Progre
         env=f"lerobot/{src.name}",
         robot_type=src.info.get("robot_type"),
         flush_every=1 << 62,
-        log_probs="policy.log_prob" in src.columns,  # none: the column is left out
+        log_probs="policy.log_prob" in src.columns,  # none (or all null): the column is left out
     ) as writer:
         files = src.episodes.groupby(["data/chunk_index", "data/file_index"], sort=True)
         for (chunk, file), episodes in files:

@@ -1,8 +1,10 @@
 -- Interventional effect of each task's planning actions measured by the branches:
 -- P(y_x) - P(y_x') of the hold intervention, averaged over planning actions. As in pairs.sql,
--- actions whose replay arm did not reproduce the log (or that have none) are left out.
+-- actions whose replay arm did not reproduce the log (or that have none), and branched actions
+-- that are no longer planning actions, are left out.
 WITH exact AS (
     SELECT episode_uid, frame_index FROM branches
+    SEMI JOIN planning_actions USING (episode_uid, frame_index)
     WHERE arm = 'replay' GROUP BY ALL HAVING bool_and(replay_exact)
 )
 SELECT e.env_id, avg(f.y - a.y) AS effect

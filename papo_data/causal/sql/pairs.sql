@@ -1,8 +1,10 @@
 -- Paired outcome counts per planning action and intervention: seeds with both a factual and an
 -- alternative arm. Planning actions whose replay arm did not reproduce the log are left out
--- (a snapshot fault, DESIGN §3), and so are actions without a replay arm.
+-- (a snapshot fault, DESIGN §3), and so are actions without a replay arm, and branched actions
+-- a later `segment` dropped (orphaned.sql counts them).
 WITH exact AS (
     SELECT episode_uid, frame_index FROM branches
+    SEMI JOIN planning_actions USING (episode_uid, frame_index)
     WHERE arm = 'replay' GROUP BY ALL HAVING bool_and(replay_exact)
 ),
 pairs AS (
