@@ -52,7 +52,10 @@ def test_stats_match_the_frames_episode_by_episode_and_in_aggregate(tmp_path: Pa
     frames = _frames(root)
     episodes = pq.read_table(sorted(root.glob("meta/episodes/*/*.parquet")))
     aggregate = json.loads((root / "meta/stats.json").read_text())
-    assert set(aggregate) == set(frames)  # every numeric feature, the uid (a string) aside
+    # every numeric feature: the uid (a string) aside, and the log-prob, null where unlogged
+    assert set(aggregate) == set(frames) - {"policy.log_prob"}
+    assert not [c for c in episodes.column_names if c.startswith("stats/policy.log_prob/")]
+    del frames["policy.log_prob"]
     episode = frames["episode_index"][:, 0]
     for name, values in frames.items():
         per_episode = []

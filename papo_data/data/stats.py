@@ -22,18 +22,25 @@ COLUMN = "stats/{feature}/{stat}"
 QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
 STATS = ("min", "max", "mean", "std", "count", *QUANTILES)
 NO_STATS = ("string", "image", "video")  # LeRobot samples images; papo stores none
+# Null on an episode's frames (a log-prob nobody logged) would leave that episode without
+# statistics, and LeRobot's delete/split tools fail on that; nobody normalises log-probs.
+NO_STATS_FEATURES = ("policy.log_prob",)
 
 Stats = dict[str, dict[str, np.ndarray]]  # feature -> stat -> values (one per dimension)
 
 
 def numeric_features(features: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The info.json features that get statistics."""
-    return {k: v for k, v in features.items() if v.get("dtype") not in NO_STATS}
+    return {
+        k: v
+        for k, v in features.items()
+        if v.get("dtype") not in NO_STATS and k not in NO_STATS_FEATURES
+    }
 
 
 def episode_stats(steps: pa.Table, features: dict[str, Any]) -> pa.Table:
     """One row per episode of `steps`, in order of `episode_index`: the `stats/...` columns.
-    A feature null on every frame of an episode (a log-prob nobody logged) has null stats."""
+    A feature null on every frame of an episode has null stats there."""
     feats = {k: v for k, v in numeric_features(features).items() if k in steps.column_names}
     frame = pl.from_arrow(steps.select(list(dict.fromkeys(["episode_index", *feats]))))
     assert isinstance(frame, pl.DataFrame)
