@@ -72,19 +72,17 @@ class Dataset:
     def check_files(self) -> None:
         """Raise BadInput on the first unreadable or non-conforming file (footers only: fast)."""
         for table in schema.TABLES:
+            held = self.held(table)
+            # an optional column info.json does not declare would read as null
+            undeclared = set(schema.load(table).names) - set(held.names)
             for path in self.files[table]:
                 actual, problems = files.read_footer(self.root, path, self.view)
                 if actual is not None:
-                    problems = files.check_columns(
-                        self.root, path, self.held(table), actual, self.dims
-                    )
-                    # an optional column info.json does not declare would read as null
+                    problems = files.check_columns(self.root, path, held, actual, self.dims)
                     problems += [
-                        files.Problem(str(path.relative_to(self.root)), None, c.name,
+                        files.Problem(str(path.relative_to(self.root)), None, name,
                                       "column is not declared in meta/info.json features")
-                        for c in schema.load(table).columns
-                        if c.optional and c.name in actual.names
-                        and c.name not in self.held(table).names
+                        for name in sorted(undeclared & set(actual.names))
                     ]  # fmt: skip
                 if problems:
                     raise BadInput(str(problems[0]))

@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from papo_data import schema
-from papo_data.data import commit, lerobot
+from papo_data.data import commit, lerobot, stats
 from papo_data.data.files import first_line, readable_parquet
 from papo_data.data.validate import validate
 from papo_data.data.writer import DatasetWriter, Episode
@@ -86,7 +86,6 @@ DERIVED = (
 # The episodes-metadata columns the importer reads to find each episode's frames.
 EPISODE_KEYS = ("episode_index", "length", "data/chunk_index", "data/file_index")
 EPISODES_GLOB = schema.load("episodes").file_glob
-STATS_PATH = "meta/stats.json"
 FLOAT_DTYPES = ("float16", "float32", "float64")
 
 
@@ -337,7 +336,7 @@ def _left_out(
         else:
             out.append(f"{name} (no papo column)")
     known = set(schema.load("episodes").names)  # the writer recomputes these
-    stats: dict[str, list[str]] = {}
+    source_stats: dict[str, list[str]] = {}
     for col in episode_columns:
         parts = col.split("/")
         if col in DERIVED:
@@ -345,15 +344,15 @@ def _left_out(
         elif col in known:
             continue
         elif parts[0] == "stats" and len(parts) == 3:
-            stats.setdefault(parts[1], []).append(parts[2])
+            source_stats.setdefault(parts[1], []).append(parts[2])
         elif parts[0] == "videos" and len(parts) == 3 and parts[1] in features:
             continue  # part of the video feature, reported with it
         else:
             out.append(f"{col} (episodes metadata column)")
-    for feature, names in stats.items():
+    for feature, names in source_stats.items():
         out.append(f"stats/{feature}/{{{','.join(names)}}} (papo computes its own statistics)")
-    if (src / STATS_PATH).exists():
-        out.append(f"{STATS_PATH} (papo computes its own statistics)")
+    if (src / stats.STATS_PATH).exists():
+        out.append(f"{stats.STATS_PATH} (papo computes its own statistics)")
     for table in schema.SIDECAR_TABLES:  # the source was itself a papo dataset
         if any(src.glob(schema.load(table).file_glob)):
             out.append(f"{table} (papo sidecar table: it refers to the source's episode_uids)")
